@@ -1,0 +1,3 @@
+module github.com/goldsmith-dev/goldsmith
+
+go 1.26.8
