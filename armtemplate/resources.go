@@ -64,7 +64,7 @@ func evaluate(doc map[string]any, ctx Context, filter func(string) bool) ([]Reso
 
 func (ev *evaluator) run() {
 	ev.resolveAllParameters()
-	ev.resourceList(ev.doc["resources"], "resources", nil, ev.rootEnv())
+	ev.resourceList(field(ev.doc, "resources"), "resources", nil, ev.rootEnv())
 }
 
 type parentResource struct{ typ, name string }
@@ -93,10 +93,10 @@ func (ev *evaluator) resource(v any, path string, parent *parentResource, env ex
 		ev.report(path, fmt.Errorf("a resource must be an object, not %s", describeValue(v)))
 		return
 	}
-	if existing, _ := r["existing"].(bool); existing {
+	if existing, _ := field(r, "existing").(bool); existing {
 		return // a reference to a resource deployed elsewhere
 	}
-	tv, ok := ev.walk(r["type"], path+".type", env)
+	tv, ok := ev.walk(field(r, "type"), path+".type", env)
 	if !ok {
 		return
 	}
@@ -111,12 +111,12 @@ func (ev *evaluator) resource(v any, path string, parent *parentResource, env ex
 	}
 	wanted := ev.filter == nil || ev.filter(typ)
 	isDeployment := strings.EqualFold(typ, deploymentsType)
-	children, _ := r["resources"].([]any)
+	children, _ := field(r, "resources").([]any)
 	if !wanted && !isDeployment && len(children) == 0 {
 		return
 	}
 
-	cv, hasCopy := r["copy"]
+	cv, hasCopy := lookupKey(r, "copy")
 	if !hasCopy {
 		ev.instance(r, path, typ, short, parent, -1, wanted, isDeployment, env)
 		return
@@ -144,7 +144,7 @@ func (ev *evaluator) resource(v any, path string, parent *parentResource, env ex
 
 // instance evaluates one copy of a resource.
 func (ev *evaluator) instance(r map[string]any, path, typ string, short bool, parent *parentResource, copyIndex int, wanted, isDeployment bool, env exprEnv) {
-	if cond, has := r["condition"]; has {
+	if cond, has := lookupKey(r, "condition"); has {
 		c, ok := ev.walk(cond, path+".condition", env)
 		if !ok {
 			return
@@ -158,7 +158,7 @@ func (ev *evaluator) instance(r map[string]any, path, typ string, short bool, pa
 			return
 		}
 	}
-	nv, ok := ev.walk(r["name"], path+".name", env)
+	nv, ok := ev.walk(field(r, "name"), path+".name", env)
 	if !ok {
 		return
 	}
@@ -175,7 +175,7 @@ func (ev *evaluator) instance(r map[string]any, path, typ string, short bool, pa
 		rest := make(map[string]any, len(r))
 		for k, v := range r {
 			switch strings.ToLower(k) {
-			case "condition", "copy", "resources":
+			case "condition", "copy", "resources", "type", "name":
 				continue
 			}
 			rest[k] = v
@@ -191,7 +191,7 @@ func (ev *evaluator) instance(r map[string]any, path, typ string, short bool, pa
 			if template != nil {
 				m["properties"].(map[string]any)["template"] = template
 			}
-			api, _ := m["apiVersion"].(string)
+			api, _ := field(m, "apiVersion").(string)
 			ev.out = append(ev.out, Resource{
 				Path:       ev.prefix + path,
 				CopyIndex:  copyIndex,
@@ -205,7 +205,7 @@ func (ev *evaluator) instance(r map[string]any, path, typ string, short bool, pa
 	if isDeployment {
 		ev.nestedDeployment(r, path, name, env)
 	}
-	if children, ok := r["resources"]; ok {
+	if children, ok := lookupKey(r, "resources"); ok {
 		ev.resourceList(children, path+".resources", &parentResource{typ: typ, name: name}, env)
 	}
 }
@@ -215,7 +215,7 @@ func (ev *evaluator) instance(r map[string]any, path, typ string, short bool, pa
 func detachTemplate(body map[string]any) any {
 	props, ok := body["properties"].(map[string]any)
 	if !ok {
-		return nil
+		return nil // (a differently-cased "properties" is left to evaluate)
 	}
 	t, ok := props["template"]
 	if !ok {
@@ -236,25 +236,28 @@ func detachTemplate(body map[string]any) any {
 // parameters and variables; with "inner" scope it is a template of its
 // own, given the deployment's parameters.
 func (ev *evaluator) nestedDeployment(r map[string]any, path, name string, env exprEnv) {
-	props, _ := r["properties"].(map[string]any)
-	tmpl, ok := props["template"].(map[string]any)
+	props, _ := field(r, "properties").(map[string]any)
+	tmpl, ok := field(props, "template").(map[string]any)
 	if !ok {
 		return // templateLink: the template is elsewhere
 	}
 	tpath := path + ".properties.template"
+	if ev.filter != nil && !mightContain(field(tmpl, "resources"), "", ev.filter) {
+		return // nothing wanted inside: do not evaluate its parameters
+	}
 	if ev.depth >= maxDeploymentDepth {
 		ev.report(tpath, fmt.Errorf("nested deployments go deeper than %d levels", maxDeploymentDepth))
 		return
 	}
 	scope := "outer"
-	if opts, ok := props["expressionEvaluationOptions"].(map[string]any); ok {
-		sv, ok := ev.walk(opts["scope"], path+".properties.expressionEvaluationOptions.scope", env)
+	if opts, ok := field(props, "expressionEvaluationOptions").(map[string]any); ok {
+		sv, ok := ev.walk(field(opts, "scope"), path+".properties.expressionEvaluationOptions.scope", env)
 		if s, isStr := sv.(string); ok && isStr {
 			scope = strings.ToLower(s)
 		}
 	}
 	if scope != "inner" {
-		ev.resourceList(tmpl["resources"], tpath+".resources", nil, env)
+		ev.resourceList(field(tmpl, "resources"), tpath+".resources", nil, env)
 		return
 	}
 
@@ -265,7 +268,7 @@ func (ev *evaluator) nestedDeployment(r map[string]any, path, name string, env e
 		key string
 		dst *string
 	}{{"resourceGroup", &ctx.ResourceGroup}, {"subscriptionId", &ctx.SubscriptionID}} {
-		if v, has := r[field.key]; has {
+		if v, has := lookupKey(r, field.key); has {
 			if s, ok := ev.walk(v, path+"."+field.key, env); ok {
 				if str, isStr := s.(string); isStr && str != "" {
 					*field.dst = str
@@ -274,22 +277,26 @@ func (ev *evaluator) nestedDeployment(r map[string]any, path, name string, env e
 		}
 	}
 	failed := map[string]bool{}
-	if ps, ok := props["parameters"].(map[string]any); ok {
+	if ps, ok := field(props, "parameters").(map[string]any); ok {
 		for _, e := range sortedEntries(ps) {
 			ppath := path + ".properties.parameters" + keyPath(e.key)
-			entry, isObj := e.val.(map[string]any)
-			if !isObj {
-				ev.report(ppath, fmt.Errorf("a nested deployment parameter must be an object like {\"value\": ...}"))
-				failed[strings.ToLower(e.key)] = true
-				continue
+			if raw, isObj := e.val.(map[string]any); isObj {
+				if _, isRef := raw["reference"]; isRef {
+					ev.report(ppath, fmt.Errorf("parameter '%s' is a Key Vault reference, which needs a live Azure deployment", e.key))
+					failed[strings.ToLower(e.key)] = true
+					continue
+				}
 			}
-			if _, isRef := entry["reference"]; isRef {
-				ev.report(ppath, fmt.Errorf("parameter '%s' is a Key Vault reference, which needs a live Azure deployment", e.key))
-				failed[strings.ToLower(e.key)] = true
-				continue
-			}
-			v, ok := ev.walk(entry["value"], ppath+".value", env)
+			// The entry itself may be an expression yielding {"value": ...}.
+			ev2, ok := ev.walk(e.val, ppath, env)
 			if !ok {
+				failed[strings.ToLower(e.key)] = true
+				continue
+			}
+			entry, isObj := ev2.(map[string]any)
+			v, hasValue := lookupKey(entry, "value")
+			if !isObj || !hasValue {
+				ev.report(ppath, fmt.Errorf("a nested deployment parameter must be an object like {\"value\": ...}, not %s", describeValue(ev2)))
 				failed[strings.ToLower(e.key)] = true
 				continue
 			}
@@ -304,4 +311,52 @@ func (ev *evaluator) nestedDeployment(r map[string]any, path, name string, env e
 	}
 	child.run()
 	ev.out = append(ev.out, child.out...)
+}
+
+// field reads an object key case-insensitively, as ARM does; nil when absent.
+func field(m map[string]any, key string) any {
+	v, _ := lookupKey(m, key)
+	return v
+}
+
+// mightContain reports whether a resources list could hold a resource the
+// filter wants, judging by literal types; a computed type counts as maybe.
+func mightContain(list any, parentType string, filter func(string) bool) bool {
+	var items []any
+	switch l := list.(type) {
+	case []any:
+		items = l
+	case map[string]any:
+		for _, e := range sortedEntries(l) {
+			items = append(items, e.val)
+		}
+	}
+	for _, item := range items {
+		r, ok := item.(map[string]any)
+		if !ok {
+			continue
+		}
+		raw, _ := field(r, "type").(string)
+		typ, isExpr := classify(raw)
+		if isExpr {
+			return true
+		}
+		if parentType != "" && !strings.Contains(typ, "/") {
+			typ = parentType + "/" + typ
+		}
+		if filter(typ) {
+			return true
+		}
+		if strings.EqualFold(typ, deploymentsType) {
+			props, _ := field(r, "properties").(map[string]any)
+			tmpl, _ := field(props, "template").(map[string]any)
+			if mightContain(field(tmpl, "resources"), "", filter) {
+				return true
+			}
+		}
+		if mightContain(field(r, "resources"), typ, filter) {
+			return true
+		}
+	}
+	return false
 }

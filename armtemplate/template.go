@@ -13,7 +13,7 @@ const (
 	DefaultSubscriptionID = "00000000-0000-0000-0000-000000000000"
 	DefaultTenantID       = "00000000-0000-0000-0000-000000000000"
 	DefaultResourceGroup  = "goldsmith"
-	DefaultLocation       = "local"
+	DefaultLocation       = "eastus" // a real region: templates often look locations up in maps
 	DefaultDeploymentName = "goldsmith"
 )
 
@@ -111,10 +111,10 @@ func newEvaluator(doc map[string]any, ctx Context, sink *errorSink, prefix strin
 		given:  map[string]any{},
 		failed: map[string]bool{},
 	}
-	cv, _ := doc["contentVersion"].(string)
+	cv, _ := field(doc, "contentVersion").(string)
 	ev.info = envInfo{ctx: ctx, now: ctx.Now, contentVersion: cv}
 
-	switch ps := doc["parameters"].(type) {
+	switch ps := field(doc, "parameters").(type) {
 	case nil:
 	case map[string]any:
 		for _, e := range sortedEntries(ps) {
@@ -132,7 +132,7 @@ func newEvaluator(doc map[string]any, ctx Context, sink *errorSink, prefix strin
 		ev.given[lk] = e.val
 	}
 
-	switch vs := doc["variables"].(type) {
+	switch vs := field(doc, "variables").(type) {
 	case nil:
 	case map[string]any:
 		for _, e := range sortedEntries(vs) {
