@@ -158,14 +158,13 @@ func (ev *evaluator) instance(r map[string]any, path, typ string, short bool, pa
 			return
 		}
 	}
-	nv, ok := ev.walk(field(r, "name"), path+".name", env)
-	if !ok {
-		return
-	}
+	// A bad name still lets the body be evaluated, so that all of the
+	// resource's mistakes are reported together.
+	nv, nameOK := ev.walk(field(r, "name"), path+".name", env)
 	name, isStr := nv.(string)
-	if !isStr || name == "" {
+	if nameOK && (!isStr || name == "") {
 		ev.report(path+".name", fmt.Errorf("resource name must be a non-empty string, not %s", describeValue(nv)))
-		return
+		nameOK = false
 	}
 	if short {
 		name = parent.name + "/" + name
@@ -185,7 +184,7 @@ func (ev *evaluator) instance(r map[string]any, path, typ string, short bool, pa
 			template = detachTemplate(rest)
 		}
 		body, ok := ev.walk(rest, path, env)
-		if ok {
+		if ok && nameOK {
 			m := body.(map[string]any)
 			m["type"], m["name"] = typ, name
 			if template != nil {
@@ -201,6 +200,9 @@ func (ev *evaluator) instance(r map[string]any, path, typ string, short bool, pa
 				Body:       plainJSON(m).(map[string]any),
 			})
 		}
+	}
+	if !nameOK {
+		return
 	}
 	if isDeployment {
 		ev.nestedDeployment(r, path, name, env)
