@@ -86,6 +86,9 @@ func (d *decoder) identity(root *object, t *Template) {
 		return
 	}
 	id := root.child("identity")
+	if id != nil && len(id.m) == 0 && !d.ver.IdentityRequired {
+		id = nil // "identity": {} means none where identity is optional
+	}
 	if id == nil {
 		if d.ver.IdentityRequired {
 			d.rep.errorf(CodeInvalidTemplate, "identity", "identity is required from api-version 2020-02-14: give {\"type\": \"UserAssigned\", \"userAssignedIdentities\": {\"<identity resource id>\": {}}} or {\"type\": \"None\"}")

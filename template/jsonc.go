@@ -18,8 +18,9 @@ func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Column, e.Msg)
 }
 
-// DecodeJSON parses a template file. Like ARM, it accepts // and /* */
-// comments. Numbers are kept as json.Number so integers stay exact.
+// DecodeJSON parses a template file. Like ARM's parser, it accepts // and /* */
+// comments and trailing commas. Numbers are kept as json.Number so integers
+// stay exact.
 func DecodeJSON(data []byte) (any, error) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // UTF-8 BOM, common in files saved on Windows
 	clean, err := stripComments(data)
@@ -75,15 +76,27 @@ func position(data []byte, offset int) (line, col int) {
 	return line, col
 }
 
-// stripComments blanks out comments (keeping newlines, so positions hold).
+// stripComments blanks out comments and trailing commas (keeping newlines,
+// so positions hold).
 func stripComments(data []byte) ([]byte, error) {
-	if !bytes.Contains(data, []byte("/")) {
+	if !bytes.Contains(data, []byte("/")) && !bytes.Contains(data, []byte(",")) {
 		return data, nil
 	}
 	out := bytes.Clone(data)
 	inString := false
+	lastComma := -1 // position of a comma not yet followed by a value
 	for i := 0; i < len(out); i++ {
 		c := out[i]
+		if !inString && c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != '/' {
+			if (c == '}' || c == ']') && lastComma >= 0 {
+				out[lastComma] = ' '
+			}
+			lastComma = -1
+			if c == ',' {
+				lastComma = i
+				continue
+			}
+		}
 		switch {
 		case inString:
 			if c == '\\' {

@@ -33,7 +33,9 @@ func resolveAPIVersion(doc map[string]any, opts Options, rep *report) (APIVersio
 				rep.errorf(CodeInvalidTemplate, k, "apiVersion must be a string such as %q", LatestAPIVersion())
 				return APIVersion{}, false
 			}
-			if opts.APIVersion == "" || s != "" {
+			// The document's own apiVersion wins, unless it is missing or an
+			// unevaluated expression and the caller supplied one.
+			if opts.APIVersion == "" || (s != "" && !strings.HasPrefix(s, "[")) {
 				name, path = s, k
 			}
 		}
@@ -43,6 +45,10 @@ func resolveAPIVersion(doc map[string]any, opts Options, rep *report) (APIVersio
 		return APIVersion{}, false
 	}
 	ver, ok := LookupAPIVersion(name)
+	if !ok && strings.HasPrefix(name, "[") {
+		rep.errorf(CodeInvalidTemplate, path, "apiVersion %q is an ARM template expression, but this file is not an ARM deployment template (no $schema and resources): give a concrete apiVersion or pass --api-version", name)
+		return APIVersion{}, false
+	}
 	if !ok {
 		rep.errorf(CodeInvalidTemplate, path, "apiVersion %q is not supported; supported versions are %s", name, strings.Join(APIVersions(), ", "))
 		return APIVersion{}, false

@@ -231,7 +231,7 @@ func TestParseInvalid(t *testing.T) {
 			CodeInvalidTemplate, "properties.buildTimeoutInMinutes", "960"},
 		{"negative timeout", v, func(d map[string]any) { props(d)["buildTimeoutInMinutes"] = json.Number("-1") },
 			CodeInvalidTemplate, "properties.buildTimeoutInMinutes", "between 0"},
-		{"timeout as a string", v, func(d map[string]any) { props(d)["buildTimeoutInMinutes"] = "60" },
+		{"timeout not a number", v, func(d map[string]any) { props(d)["buildTimeoutInMinutes"] = "an hour" },
 			CodeInvalidTemplate, "properties.buildTimeoutInMinutes", "integer"},
 		{"negative disk size", v, func(d map[string]any) { props(d)["vmProfile"] = map[string]any{"osDiskSizeGB": json.Number("-5")} },
 			CodeInvalidTemplate, "properties.vmProfile.osDiskSizeGB", "0"},
@@ -294,12 +294,13 @@ func TestWarnings(t *testing.T) {
 	doc := base("2020-02-14")
 	props(doc)["validate"] = map[string]any{}
 	props(doc)["surprise"] = true
-	_, warns, err := Parse(doc, Options{})
+	props(doc)["buildTimeoutInMinutes"] = "60"
+	tmpl, warns, err := Parse(doc, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(warns) != 2 {
-		t.Fatalf("want 2 warnings, got %v", warns)
+	if len(warns) != 3 || tmpl.Properties.BuildTimeoutInMinutes != 60 {
+		t.Fatalf("want 3 warnings and a 60 minute timeout, got %v, %d", warns, tmpl.Properties.BuildTimeoutInMinutes)
 	}
 }
 
@@ -330,8 +331,8 @@ func TestDecodeJSONErrors(t *testing.T) {
 			}
 		})
 	}
-	v, err := DecodeJSON([]byte("// head\n{\"a\": \"http://x\" /* c */}\n"))
-	if err != nil || v.(map[string]any)["a"] != "http://x" {
-		t.Fatalf("comments: %v %v", v, err)
+	v, err := DecodeJSON([]byte("// head\n{\"a\": \"http://x,]\" /* c */, \"b\": [1, 2, // x\n],}\n"))
+	if err != nil || v.(map[string]any)["a"] != "http://x,]" || len(v.(map[string]any)["b"].([]any)) != 2 {
+		t.Fatalf("comments and trailing commas: %v %v", v, err)
 	}
 }

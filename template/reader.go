@@ -119,11 +119,19 @@ func (o *object) boolean(name string) bool {
 	if !ok || v == nil {
 		return false
 	}
-	b, isBool := v.(bool)
-	if !isBool {
-		o.wrongType(p, "a boolean (true or false)", v)
+	switch b := v.(type) {
+	case bool:
+		return b
+	case string:
+		// AIB's front end converts "true"/"false"; ARM parameters of type
+		// string often carry them.
+		if parsed, err := strconv.ParseBool(b); err == nil {
+			o.rep.warnf(p, "%q is a string; use the boolean %t", b, parsed)
+			return parsed
+		}
 	}
-	return b
+	o.wrongType(p, "a boolean (true or false)", v)
+	return false
 }
 
 func toInt(v any) (int, bool) {
@@ -148,6 +156,13 @@ func (o *object) integer(name string) (int, string, bool) {
 	v, p, ok := o.lookup(name)
 	if !ok || v == nil {
 		return 0, p, false
+	}
+	if s, isStr := v.(string); isStr {
+		// As for booleans: "30" from a string-typed ARM parameter is accepted.
+		if n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32); err == nil {
+			o.rep.warnf(p, "%q is a string; use the number %d", s, n)
+			return int(n), p, true
+		}
 	}
 	i, isInt := toInt(v)
 	if !isInt {
@@ -191,6 +206,13 @@ func (o *object) ints(name string) ([]int, string) {
 	}
 	out := make([]int, 0, len(arr))
 	for i, e := range arr {
+		if str, isStr := e.(string); isStr {
+			if n, err := strconv.Atoi(strings.TrimSpace(str)); err == nil {
+				o.rep.warnf(fmt.Sprintf("%s[%d]", p, i), "%q is a string; use the number %d", str, n)
+				out = append(out, n)
+				continue
+			}
+		}
 		n, isInt := toInt(e)
 		if !isInt {
 			o.wrongType(fmt.Sprintf("%s[%d]", p, i), "an integer", e)
