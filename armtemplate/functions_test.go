@@ -310,7 +310,7 @@ func TestCopyIndexOutsideLoop(t *testing.T) {
 func TestNewGUIDInDefault(t *testing.T) {
 	doc := map[string]any{
 		"parameters": map[string]any{"g": map[string]any{"type": "string", "defaultValue": "[newGuid()]"}},
-		"resources": []any{map[string]any{"type": "A.B/c", "apiVersion": "1", "name": "[parameters('g')]"}},
+		"resources":  []any{map[string]any{"type": "A.B/c", "apiVersion": "1", "name": "[parameters('g')]"}},
 	}
 	res, err := Evaluate(doc, Context{})
 	if err != nil {

@@ -3,6 +3,7 @@ package armtemplate
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -365,8 +366,8 @@ func (ev *evaluator) evalCount(v any, path string, env exprEnv) (int64, bool) {
 	}
 	n, isInt := c.(int64)
 	if s, isStr := c.(string); isStr {
-		if _, err := fmt.Sscanf(s, "%d", &n); err == nil {
-			isInt = true
+		if v, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64); err == nil {
+			n, isInt = v, true
 		}
 	}
 	if !isInt {
