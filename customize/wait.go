@@ -1,0 +1,106 @@
+package customize
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// readyScript waits (until $1 seconds have passed) for cloud-init to finish
+// and for the apt/dpkg locks to be free, printing what it waits for. It needs
+// no root: cloud-init status and /proc/locks are readable by anyone. A lock is
+// held when /proc/locks lists the lock file's inode (apt and dpkg take fcntl
+// or OFD locks). It always exits 0; running out of time is reported in words.
+const readyScript = `limit=$1
+start=$(date +%s)
+last=
+while :; do
+	busy=
+	boot=$(systemctl is-system-running 2>/dev/null)
+	case "$boot" in initializing|starting) booting=1 ;; *) booting= ;; esac
+	if command -v cloud-init >/dev/null 2>&1; then
+		ci=$(cloud-init status 2>/dev/null | sed -n 's/^status: *//p' | head -n 1)
+		case "$ci" in
+		running) busy="cloud-init (running)" ;;
+		"not run"|"not started") [ -n "$booting" ] && busy="cloud-init (not started yet)" ;;
+		esac
+	fi
+	if systemctl is-active --quiet apt-daily.service apt-daily-upgrade.service 2>/dev/null; then
+		busy="$busy${busy:+, }apt-daily"
+	fi
+	for f in /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock; do
+		[ -e "$f" ] || continue
+		ino=$(stat -c %i "$f" 2>/dev/null) || continue
+		if grep -q ":$ino " /proc/locks 2>/dev/null; then
+			busy="$busy${busy:+, }lock $f"
+		fi
+	done
+	now=$(date +%s)
+	if [ -z "$busy" ]; then
+		[ -n "$last" ] && echo "ready after $((now - start))s"
+		[ "$ci" = error ] && echo "note: cloud-init finished with errors (see cloud-init status --long)"
+		exit 0
+	fi
+	if [ "$busy" != "$last" ]; then
+		echo "waiting for: $busy"
+		last=$busy
+	fi
+	if [ $((now - start)) -ge "$limit" ]; then
+		echo "still busy after ${limit}s: $busy; continuing anyway"
+		exit 0
+	fi
+	sleep 1
+done
+`
+
+// WaitReady waits, up to timeout (0: DefaultReadyTimeout), for cloud-init to
+// finish if the guest has it and for apt/dpkg locks to be free, so the first
+// customizer does not meet a locked dpkg (unattended-upgrades at first boot).
+// Running out of time is logged and is not an error; a failure to run the
+// check at all is. Run and Validate call it before their first step and
+// after each reboot unless Options.ReadyTimeout is negative.
+func WaitReady(ctx context.Context, g Guest, opts Options) error {
+	return newRunner(g, opts).waitReady(ctx)
+}
+
+func (r *runner) waitReady(ctx context.Context) error {
+	limit := r.opts.ReadyTimeout
+	if limit <= 0 {
+		limit = DefaultReadyTimeout
+	}
+	secs := int((limit + time.Second - 1) / time.Second)
+	out := newStepOutput(r.log, "wait-ready")
+	w := out.stream()
+	// A grace of 30 s over the script's own limit covers a slow guest.
+	wctx, cancel := context.WithTimeout(ctx, limit+30*time.Second)
+	defer cancel()
+	cmd := fmt.Sprintf("sh -c %s wait-ready %d", shellQuote(readyScript), secs)
+	var code int
+	for attempt := 0; ; attempt++ {
+		var err error
+		code, err = r.g.Run(wctx, cmd, w, io.Discard)
+		w.Flush()
+		if errors.Is(err, ErrRebooted) && attempt < maxStepRestarts {
+			// cloud-init may reboot the guest itself (power_state, package
+			// upgrades): wait for it and look again.
+			out.note("the guest rebooted while goldsmith waited for it to be ready; waiting for it to come back")
+			rctx, rcancel := context.WithTimeout(ctx, r.opts.rebootTimeout())
+			err = r.g.WaitReboot(rctx)
+			rcancel()
+			if err != nil {
+				return fmt.Errorf("waiting for the guest to come back after a reboot: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("waiting for cloud-init and apt/dpkg locks: %w", err)
+		}
+		break
+	}
+	if code != 0 {
+		out.note(fmt.Sprintf("the readiness check exited %d; continuing", code))
+	}
+	return nil
+}
