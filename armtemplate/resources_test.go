@@ -82,8 +82,8 @@ func TestEvaluateImageTemplate(t *testing.T) {
 		`"scriptUri":"https://example.org/scripts/a.sh"`,
 		`"inline":["[ -f /etc/x ]","[[ -f /etc/y ] \u0026\u0026 echo","echo [not an expression"]`,
 		`"imageId":"/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Compute/images/ubuntu"`,
-		// Keys are not expressions.
-		`"[resourceId('Microsoft.ManagedIdentity/userAssignedIdentities', 'aibId')]":{}`,
+		// Property names are expressions too.
+		`"/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aibId":{}`,
 	} {
 		if !strings.Contains(string(got), want) {
 			t.Errorf("body lacks %s:\n%s", want, got)
@@ -364,5 +364,30 @@ func TestIsDeploymentTemplate(t *testing.T) {
 		if got := IsDeploymentTemplate(mustDoc(t, tt.doc)); got != tt.want {
 			t.Errorf("IsDeploymentTemplate(%s) = %v", tt.doc, got)
 		}
+	}
+}
+
+func TestExpressionPropertyNames(t *testing.T) {
+	doc := map[string]any{
+		"$schema":    "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+		"parameters": map[string]any{"id": map[string]any{"type": "string", "defaultValue": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aib"}},
+		"resources": []any{map[string]any{
+			"type": ImageTemplateType, "apiVersion": "2020-02-14", "name": "t",
+			"identity": map[string]any{"type": "UserAssigned", "userAssignedIdentities": map[string]any{
+				"[parameters('id')]": map[string]any{},
+				"[[literal]":         map[string]any{},
+			}},
+		}},
+	}
+	res, err := ImageTemplates(doc, Context{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := res[0].Body["identity"].(map[string]any)["userAssignedIdentities"].(map[string]any)
+	if _, ok := ids["/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aib"]; !ok {
+		t.Errorf("expression key not evaluated: %v", ids)
+	}
+	if _, ok := ids["[literal]"]; !ok {
+		t.Errorf("escaped key not unescaped: %v", ids)
 	}
 }

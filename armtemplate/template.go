@@ -324,13 +324,38 @@ func (ev *evaluator) walk(v any, path string, env exprEnv) (any, bool) {
 				}
 				continue
 			}
+			key, kok := ev.walkKey(e.key, joinPath(path, keyPath(e.key)), env)
 			var eok bool
-			out[e.key], eok = ev.walk(e.val, joinPath(path, keyPath(e.key)), env)
-			ok = ok && eok
+			out[key], eok = ev.walk(e.val, joinPath(path, keyPath(e.key)), env)
+			ok = ok && eok && kok
 		}
 		return out, ok
 	}
 	return v, true
+}
+
+// walkKey evaluates a property name. ARM evaluates expressions in names
+// too: templates key userAssignedIdentities by
+// "[parameters('identityId')]". The value must be a string.
+func (ev *evaluator) walkKey(key, path string, env exprEnv) (string, bool) {
+	if !strings.HasPrefix(key, "[") || !strings.HasSuffix(key, "]") || strings.HasPrefix(key, "[[") {
+		r, _ := evalString(key, env) // unescapes "[[" like a value
+		if s, isStr := r.(string); isStr {
+			return s, true
+		}
+		return key, true
+	}
+	r, err := evalString(key, env)
+	if err != nil {
+		ev.report(path, err)
+		return key, false
+	}
+	s, isStr := r.(string)
+	if !isStr {
+		ev.report(path, fmt.Errorf("a property name expression must give a string, not %s", describeValue(r)))
+		return key, false
+	}
+	return s, true
 }
 
 // isPropertyCopy tells a property (or variable) copy block - an array of
