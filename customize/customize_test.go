@@ -1,0 +1,487 @@
+package customize
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/goldsmith-dev/goldsmith/template"
+)
+
+// files is an httptest server on 127.0.0.1 serving fixed bodies and counting hits.
+type files struct {
+	*httptest.Server
+	hits atomic.Int32
+	body map[string][]byte
+}
+
+func newFiles(t *testing.T, body map[string][]byte) *files {
+	f := &files{body: body}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.hits.Add(1)
+		b, ok := f.body[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/chunked/") {
+			w.(http.Flusher).Flush() // no Content-Length
+		}
+		w.Write(b)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func digest(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// closedURL is an http URL on 127.0.0.1 where nothing listens.
+func closedURL(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr + "/script.sh"
+}
+
+func TestFetch(t *testing.T) {
+	script := []byte("#!/bin/sh\necho hi\n")
+	big := bytes.Repeat([]byte("x"), 1000)
+	srv := newFiles(t, map[string][]byte{"/s.sh": script, "/big": big, "/chunked/big": big})
+	want := digest(script)
+	tests := []struct {
+		name, uri, sum string
+		limit          int64
+		errHas         []string
+		as             any
+	}{
+		{name: "ok", uri: srv.URL + "/s.sh", sum: want, limit: 100},
+		{name: "upper-case digest", uri: srv.URL + "/s.sh", sum: strings.ToUpper(want), limit: 100},
+		{name: "no digest", uri: srv.URL + "/s.sh", limit: 100},
+		{name: "mismatch", uri: srv.URL + "/s.sh", sum: strings.Repeat("ab", 32), limit: 100,
+			errHas: []string{srv.URL + "/s.sh", strings.Repeat("ab", 32), want}, as: new(*ChecksumError)},
+		{name: "not found", uri: srv.URL + "/nope", limit: 100, errHas: []string{srv.URL + "/nope", "404"}},
+		{name: "unreachable", uri: closedURL(t), limit: 100, errHas: []string{"connection refused"}},
+		{name: "over limit", uri: srv.URL + "/big", limit: 999, errHas: []string{"1000 bytes", "999"}, as: new(*TooLargeError)},
+		{name: "over limit, no length", uri: srv.URL + "/chunked/big", limit: 999, errHas: []string{"more than the 999"}, as: new(*TooLargeError)},
+		{name: "scheme", uri: "file:///etc/passwd", limit: 100, errHas: []string{"only http and https"}},
+		{name: "bad digest", uri: srv.URL + "/s.sh", sum: "abc", limit: 100, errHas: []string{"not 64 hex"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &Fetcher{}
+			a, err := f.Fetch(context.Background(), tc.uri, tc.sum, tc.limit)
+			if len(tc.errHas) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if a.SHA256 != want || !bytes.Equal(a.Data, script) {
+					t.Fatalf("got %s", a.SHA256)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, s := range tc.errHas {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not mention %q", err, s)
+				}
+			}
+			if tc.as != nil && !errors.As(err, tc.as) {
+				t.Errorf("error %T is not %T", err, tc.as)
+			}
+		})
+	}
+}
+
+func TestFetchCache(t *testing.T) {
+	script := []byte("echo cached\n")
+	srv := newFiles(t, map[string][]byte{"/s.sh": script})
+	dir := t.TempDir()
+	ctx := context.Background()
+	f := &Fetcher{CacheDir: dir}
+	for range 3 {
+		if _, err := f.Fetch(ctx, srv.URL+"/s.sh", digest(script), 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := srv.hits.Load(); n != 1 {
+		t.Fatalf("%d requests, want 1", n)
+	}
+	// A new Fetcher on the same directory does not fetch again either.
+	if _, err := (&Fetcher{CacheDir: dir}).Fetch(ctx, srv.URL+"/s.sh", digest(script), 100); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.hits.Load(); n != 1 {
+		t.Fatalf("%d requests after a new Fetcher, want 1", n)
+	}
+	// A damaged cache entry is fetched again.
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		os.WriteFile(filepath.Join(dir, e.Name()), []byte("tampered"), 0o644)
+	}
+	a, err := (&Fetcher{CacheDir: dir}).Fetch(ctx, srv.URL+"/s.sh", digest(script), 100)
+	if err != nil || string(a.Data) != string(script) || srv.hits.Load() != 2 {
+		t.Fatalf("after tampering: %v %q hits %d", err, a, srv.hits.Load())
+	}
+}
+
+// syncBuf is a log writer safe for the runner's goroutines.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func shell(name string, inline ...string) template.Customizer {
+	return template.Customizer{Type: template.CustomizeShell, Name: name, Inline: inline}
+}
+
+func TestRun(t *testing.T) {
+	okScript := []byte("#!/bin/bash\nset -eu\necho \"from $0 as $(id -u)\"\necho ran >>/var/ran-ok\n")
+	noShebang := []byte("echo \"shell: ${BASH_VERSION:-posix}\"\necho ran >>/var/ran-plain\n")
+	exit3 := []byte("#!/bin/sh\nfor i in 1 2 3 4 5 6 7; do echo line $i; done\necho oops >&2\nexit 3\n")
+	marker := []byte("#!/bin/sh\ntouch /var/should-not-exist\n")
+	crlf := []byte("#!/bin/sh\r\necho hi\r\n")
+	motd := []byte("welcome\n")
+	huge := bytes.Repeat([]byte("z"), MaxFileBytes+1)
+	srv := newFiles(t, map[string][]byte{
+		"/ok.sh": okScript, "/plain.sh": noShebang, "/exit3.sh": exit3, "/marker.sh": marker,
+		"/crlf.sh": crlf, "/files/motd": motd, "/huge.bin": huge,
+	})
+	u := func(p string) string { return srv.URL + p }
+	const pwshShim = "#!/bin/sh\n# pwsh stand-in: runs the .ps1 (plain shell lines) with sh\n" +
+		"while [ $# -gt 1 ]; do shift; done\nexec sh \"$1\"\n"
+
+	tests := []struct {
+		name   string
+		setup  func(*sandbox)
+		cs     []template.Customizer
+		errHas []string // empty: success
+		is     error
+		check  func(t *testing.T, s *sandbox, steps []Step, log string)
+	}{
+		{
+			name: "script with checksum, inline, file",
+			cs: []template.Customizer{
+				{Type: template.CustomizeShell, Name: "setup-os", ScriptURI: u("/ok.sh"), SHA256Checksum: strings.ToUpper(digest(okScript))},
+				{Type: template.CustomizeShell, ScriptURI: u("/plain.sh")},
+				{Type: template.CustomizeFile, Name: "motd", SourceURI: u("/files/motd"), Destination: "/tmp/motd"},
+				{Type: template.CustomizeFile, Name: "motd-dir", SourceURI: u("/files/motd?x=1"), Destination: "/tmp/"},
+				shell("inline", "cp /tmp/motd /var/motd", "echo done"),
+			},
+			check: func(t *testing.T, s *sandbox, steps []Step, log string) {
+				for _, want := range []string{"[setup-os] from /tmp/goldsmith-1-", "[Shell-2] shell: posix", "[inline] done", "[motd] wrote 8 bytes"} {
+					if !strings.Contains(log, want) {
+						t.Errorf("log lacks %q", want)
+					}
+				}
+				if s.read("/var/motd") != "welcome\n" || s.read("/var/ran-ok") != "ran\n" || s.read("/var/ran-plain") != "ran\n" {
+					t.Error("steps did not do their work")
+				}
+				if st, err := os.Stat(s.path("/tmp/motd")); err != nil || st.Mode().Perm() != 0o644 {
+					t.Errorf("motd: %v %v", st, err)
+				}
+				if !s.exists("/tmp/motd") || !s.exists("/tmp/motd") {
+					t.Error("no /tmp/motd")
+				}
+				if steps[0].SHA256 != digest(okScript) || steps[2].SHA256 != digest(motd) || steps[4].SHA256 == "" {
+					t.Errorf("digests: %+v", steps)
+				}
+				if steps[1].Name != "Shell-2" || steps[4].ExitCode != 0 || !steps[4].Done {
+					t.Errorf("steps: %+v", steps)
+				}
+				if m, _ := filepath.Glob(s.path("/tmp/goldsmith-*")); len(m) != 0 {
+					t.Errorf("scripts left behind: %v", m)
+				}
+			},
+		},
+		{
+			name: "checksum mismatch runs nothing",
+			cs: []template.Customizer{
+				shell("first", "touch /var/first-ran"),
+				{Type: template.CustomizeShell, Name: "bad-sum", ScriptURI: u("/marker.sh"), SHA256Checksum: strings.Repeat("0", 64)},
+			},
+			errHas: []string{`customizer 2/2 "bad-sum" (Shell)`, u("/marker.sh"), strings.Repeat("0", 64), digest(marker)},
+			check: func(t *testing.T, s *sandbox, steps []Step, log string) {
+				if s.exists("/var/should-not-exist") || s.exists("/var/first-ran") {
+					t.Error("something ran in the guest")
+				}
+				if s.calls != 0 {
+					t.Errorf("%d guest calls", s.calls)
+				}
+			},
+		},
+		{
+			name:   "unreachable URL",
+			cs:     []template.Customizer{{Type: template.CustomizeShell, Name: "fetch", ScriptURI: closedURL(t)}},
+			errHas: []string{`customizer 1/1 "fetch" (Shell) failed: download http://127.0.0.1:`, "connection refused"},
+		},
+		{
+			name: "script exits 3",
+			cs: []template.Customizer{
+				shell("one", "true"),
+				{Type: template.CustomizeShell, Name: "install-web", ScriptURI: u("/exit3.sh")},
+				shell("three", "touch /var/three"),
+			},
+			errHas: []string{`customizer 2/3 "install-web" (Shell) failed with exit code 3: last output: `, "line 7 | oops"},
+			check: func(t *testing.T, s *sandbox, steps []Step, log string) {
+				var se *StepError
+				if !errors.As(steps[1].Err, &se) || se.ExitCode != 3 || se.Index != 2 || len(se.Tail) != 8 {
+					t.Errorf("step error %#v", steps[1].Err)
+				}
+				if len(steps) != 2 || s.exists("/var/three") {
+					t.Error("ran past the failure")
+				}
+			},
+		},
+		{
+			name:   "inline stops at the first failing line",
+			cs:     []template.Customizer{shell("inline", "echo one", "false", "echo two", "touch /var/two")},
+			errHas: []string{`customizer 1/1 "inline" (Shell) failed with exit code 1: last output: one`},
+			check: func(t *testing.T, s *sandbox, steps []Step, log string) {
+				if s.exists("/var/two") || strings.Contains(log, "[inline] two") {
+					t.Error("ran past the failing line")
+				}
+			},
+		},
+		{
+			name:   "CRLF script gets a hint",
+			cs:     []template.Customizer{{Type: template.CustomizeShell, Name: "crlf", ScriptURI: u("/crlf.sh")}},
+			errHas: []string{"CRLF"},
+		},
+		{
+			name: "File over 20 MiB refused",
+			cs: []template.Customizer{
+				shell("first", "touch /var/first-ran"),
+				{Type: template.CustomizeFile, Name: "huge", SourceURI: u("/huge.bin"), Destination: "/tmp/huge"},
+			},
+			errHas: []string{`customizer 2/2 "huge" (File) failed`, "20971520 byte limit"},
+			is:     nil,
+			check: func(t *testing.T, s *sandbox, steps []Step, log string) {
+				if s.exists("/tmp/huge") || s.exists("/var/first-ran") {
+					t.Error("something reached the guest")
+				}
+			},
+		},
+		{
+			name:   "PowerShell without pwsh",
+			cs:     []template.Customizer{{Type: template.CustomizePowerShell, Name: "ps", Inline: []string{"Write-Output hi"}}},
+			errHas: []string{`customizer 1/1 "ps" (PowerShell) failed: the image has no PowerShell (pwsh); install it in an earlier Shell customizer or use a Shell customizer`},
+		},
+		{
+			name:  "PowerShell validExitCodes",
+			setup: func(s *sandbox) { s.shim("pwsh", pwshShim) },
+			cs: []template.Customizer{
+				{Type: template.CustomizePowerShell, Name: "five-ok", Inline: []string{"echo ps-ran", "exit 5"}, ValidExitCodes: []int{0, 5}, RunElevated: true},
+				{Type: template.CustomizePowerShell, Name: "five-bad", Inline: []string{"exit 5"}},
+			},
+			errHas: []string{`customizer 2/2 "five-bad" (PowerShell) failed with exit code 5`},
+			check: func(t *testing.T, s *sandbox, steps []Step, log string) {
+				if steps[0].Err != nil || steps[0].ExitCode != 5 || !strings.Contains(log, "[five-ok] ps-ran") {
+					t.Errorf("first step: %+v", steps[0])
+				}
+			},
+		},
+		{
+			name:   "WindowsRestart unsupported",
+			cs:     []template.Customizer{shell("first", "touch /var/first-ran"), {Type: template.CustomizeWindowsRestart}},
+			errHas: []string{`customizer 2/2 "WindowsRestart-2" (WindowsRestart) failed: not supported: Windows guests are not supported yet`},
+			is:     ErrUnsupported,
+			check: func(t *testing.T, s *sandbox, steps []Step, log string) {
+				if s.exists("/var/first-ran") {
+					t.Error("ran before refusing")
+				}
+			},
+		},
+		{
+			name: "reboot mid-script",
+			cs: []template.Customizer{
+				shell("reboot", "echo before", "sudo reboot", "sleep 3", "touch /var/after-reboot-in-script"),
+				shell("after", "touch /var/after"),
+			},
+			check: func(t *testing.T, s *sandbox, steps []Step, log string) {
+				if !steps[0].Rebooted || steps[0].Err != nil || s.rebootCount() != 1 {
+					t.Errorf("step %+v reboots %d", steps[0], s.rebootCount())
+				}
+				if s.exists("/var/after-reboot-in-script") || !s.exists("/var/after") {
+					t.Error("wrong steps ran")
+				}
+				if !strings.Contains(log, "[reboot] the guest rebooted during this step") {
+					t.Error("log does not say so")
+				}
+			},
+		},
+		{
+			name: "command exits 0 with a reboot pending",
+			cs: []template.Customizer{
+				shell("delayed", "sudo shutdown -r +1", "echo scheduled"),
+				shell("after", "test ! -e /run/systemd/shutdown/scheduled", "touch /var/after"),
+			},
+			check: func(t *testing.T, s *sandbox, steps []Step, log string) {
+				if !steps[0].Rebooted || steps[0].ExitCode != 0 || s.rebootCount() != 1 || !s.exists("/var/after") {
+					t.Errorf("step %+v reboots %d", steps[0], s.rebootCount())
+				}
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSandbox(t)
+			if tc.setup != nil {
+				tc.setup(s)
+			}
+			var log syncBuf
+			var events []Step
+			steps, err := Run(context.Background(), s, tc.cs, Options{Log: &log, ReadyTimeout: -1, Progress: func(st Step) { events = append(events, st) }})
+			t.Logf("log:\n%s", log.String())
+			if len(tc.errHas) == 0 && err != nil {
+				t.Fatal(err)
+			}
+			if len(tc.errHas) > 0 {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				var se *StepError
+				if !errors.As(err, &se) {
+					t.Fatalf("%T is not a *StepError", err)
+				}
+				for _, want := range tc.errHas {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("error %q lacks %q", err, want)
+					}
+				}
+				if tc.is != nil && !errors.Is(err, tc.is) {
+					t.Errorf("error is not %v", tc.is)
+				}
+			}
+			// Progress: every step reached starts then ends, in order.
+			for i, st := range steps {
+				if len(events) < 2*i+2 || events[2*i].Done || !events[2*i+1].Done || events[2*i+1].Index != st.Index {
+					if st.Err == nil || len(events) != 2*i+1 { // a preflight failure reports only its end
+						t.Errorf("progress events %+v", events)
+					}
+					break
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, s, steps, log.String())
+			}
+		})
+	}
+}
+
+func TestRunCancel(t *testing.T) {
+	s := newSandbox(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for !s.exists("/var/started") {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+	}()
+	start := time.Now()
+	_, err := Run(ctx, s, []template.Customizer{shell("long", "touch /var/started", "sleep 30", "touch /var/finished")}, Options{ReadyTimeout: -1})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), `customizer 1/1 "long" (Shell) did not finish: context canceled`) {
+		t.Fatalf("err %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("cancel took %s", d)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if s.exists("/var/finished") {
+		t.Fatal("the script went on")
+	}
+}
+
+// A reboot that lands between steps (after the probe): the next step's first
+// call meets it, and the step is started again from scratch, running once.
+func TestRunRebootBetweenSteps(t *testing.T) {
+	for _, failAt := range []int{1, 2} { // 1: the Upload, 2: the Run
+		s := newSandbox(t)
+		g := &rebootBetween{sandbox: s, failAt: failAt}
+		var log syncBuf
+		steps, err := Run(context.Background(), g, []template.Customizer{shell("count", "echo x >>/var/count")}, Options{Log: &log, ReadyTimeout: -1})
+		if err != nil {
+			t.Fatalf("failAt %d: %v\n%s", failAt, err, log.String())
+		}
+		if s.read("/var/count") != "x\n" || s.rebootCount() != 1 || steps[0].Rebooted {
+			t.Fatalf("failAt %d: count %q reboots %d step %+v\n%s", failAt, s.read("/var/count"), s.rebootCount(), steps[0], log.String())
+		}
+		if !strings.Contains(log.String(), "before this step's command started") {
+			t.Errorf("log: %s", log.String())
+		}
+	}
+}
+
+func TestWaitReady(t *testing.T) {
+	s := newSandbox(t)
+	// cloud-init still running until /run/ci-done appears.
+	s.shim("cloud-init", "#!/bin/sh\nif [ -e /run/ci-done ]; then echo 'status: done'; else echo 'status: running'; fi\n")
+	s.write("/var/lib/dpkg/lock-frontend", "", 0o640)
+	f, err := os.OpenFile(s.path("/var/lib/dpkg/lock-frontend"), os.O_RDWR, 0)
+	must(t, err)
+	defer f.Close()
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0}
+	must(t, syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk))
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		os.WriteFile(s.path("/run/ci-done"), nil, 0o644)
+		time.Sleep(1500 * time.Millisecond)
+		unlock := syscall.Flock_t{Type: syscall.F_UNLCK}
+		syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &unlock)
+	}()
+	var log syncBuf
+	start := time.Now()
+	if _, err := Run(context.Background(), s, []template.Customizer{shell("apt", "echo go")}, Options{Log: &log, ReadyTimeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	d := time.Since(start)
+	t.Logf("%s\n%s", d, log.String())
+	for _, want := range []string{"[wait-ready] waiting for: cloud-init (running), lock /var/lib/dpkg/lock-frontend", "[wait-ready] waiting for: lock /var/lib/dpkg/lock-frontend", "[wait-ready] ready after"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if d < 2500*time.Millisecond {
+		t.Errorf("did not wait: %s", d)
+	}
+
+	// Bounded: a lock never released costs the timeout, then the run goes on.
+	must(t, syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk))
+	log = syncBuf{}
+	if err := WaitReady(context.Background(), s, Options{Log: &log, ReadyTimeout: 2 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "still busy after 2s: lock /var/lib/dpkg/lock-frontend; continuing anyway") {
+		t.Errorf("log: %s", log.String())
+	}
+}
