@@ -48,7 +48,10 @@ func Evaluate(doc map[string]any, ctx Context) ([]Resource, error) {
 // loops of parents and nested deployments), so their reference() calls
 // do not get in the way.
 func ImageTemplates(doc map[string]any, ctx Context) ([]Resource, error) {
-	return evaluate(doc, ctx, func(t string) bool { return strings.EqualFold(t, ImageTemplateType) })
+	return evaluate(doc, ctx, func(t string) bool {
+		// The 2018 previews' examples name the type by its namespace alone.
+		return strings.EqualFold(t, ImageTemplateType) || strings.EqualFold(t, "Microsoft.VirtualMachineImages")
+	})
 }
 
 func evaluate(doc map[string]any, ctx Context, filter func(string) bool) ([]Resource, error) {

@@ -27,7 +27,7 @@ const (
 var readOnlyProperties = []string{"provisioningState", "provisioningError", "lastRunStatus", "exactStagingResourceGroup"}
 
 // ignoredTopLevel are ARM deployment-resource keys that are not the template's business.
-var ignoredTopLevel = []string{"dependsOn", "comments", "condition", "id", "systemData", "etag", "scope"}
+var ignoredTopLevel = []string{"dependsOn", "comments", "condition", "id", "systemData", "etag", "scope", "$schema", "contentVersion"}
 
 type decoder struct {
 	rep  *report

@@ -49,7 +49,7 @@ func Load(data []byte, opts LoadOptions) ([]Found, error) {
 		return nil, invalid("", "the file must hold a JSON object (an image template or an ARM deployment template), not %s", typeName(v))
 	}
 	switch {
-	case armtemplate.IsDeploymentTemplate(doc):
+	case armtemplate.IsDeploymentTemplate(doc) && !isResource(doc):
 		return loadDeployment(doc, opts)
 	case isPropertiesOnly(doc):
 		t, warns, err := Parse(wrapProperties(doc, opts.Location), opts.Options)
@@ -58,6 +58,14 @@ func Load(data []byte, opts LoadOptions) ([]Found, error) {
 		t, warns, err := Parse(doc, opts.Options)
 		return []Found{{Template: t, Warnings: warns, Err: err}}, nil
 	}
+}
+
+// isResource tells an image template resource that carries a deployment
+// template's $schema (users copy it around) from a deployment template.
+func isResource(doc map[string]any) bool {
+	typ, _ := doc["type"].(string)
+	_, hasResources := doc["resources"]
+	return !hasResources && (strings.EqualFold(typ, ResourceType) || strings.EqualFold(typ, legacyResourceTyp))
 }
 
 func loadDeployment(doc map[string]any, opts LoadOptions) ([]Found, error) {
