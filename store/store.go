@@ -126,9 +126,15 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // Tx is one transaction.
 type Tx struct {
-	tx  *sql.Tx
-	now time.Time
+	tx          *sql.Tx
+	now         time.Time
+	afterCommit []func()
 }
+
+// AfterCommit registers fn to run once the transaction has committed (not
+// when it rolls back): the place for side effects outside the database, such
+// as removing files the transaction stopped referring to or waking workers.
+func (t *Tx) AfterCommit(fn func()) { t.afterCommit = append(t.afterCommit, fn) }
 
 // SQL is the underlying transaction, for packages with their own tables.
 func (t *Tx) SQL() *sql.Tx { return t.tx }
@@ -161,6 +167,9 @@ func (s *Store) run(ctx context.Context, db *sql.DB, readOnly bool, fn func(*Tx)
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	for _, fn := range tx.afterCommit {
+		fn()
 	}
 	return nil
 }
