@@ -170,11 +170,9 @@ func Generalize(ctx context.Context, g Guest, buildUser string, opts Options) (*
 	if userdel {
 		res.BuildUser = buildUser
 	}
-	for _, l := range out.lastLines() {
-		if strings.HasPrefix(l, "warning: ") {
-			res.Warnings = append(res.Warnings, strings.TrimPrefix(l, "warning: "))
-		}
-	}
+	out.mu.Lock()
+	res.Warnings = append(res.Warnings, out.warnings...)
+	out.mu.Unlock()
 	res.End = time.Now()
 	out.note(fmt.Sprintf("done in %s (%s)", res.End.Sub(res.Start).Round(time.Millisecond), res.Method))
 	return res, nil

@@ -47,6 +47,7 @@ type stepOutput struct {
 	started  bool
 	shutdown bool
 	userdel  bool
+	warnings []string // lines the guest printed as "warning: ..."
 }
 
 func newStepOutput(sink *logSink, name string) *stepOutput {
@@ -76,6 +77,9 @@ func (o *stepOutput) add(line string) {
 		o.mu.Unlock()
 		o.sink.line(o.prefix, "removing the build user (the session may end now)")
 		return
+	}
+	if strings.HasPrefix(line, "warning: ") {
+		o.warnings = append(o.warnings, strings.TrimPrefix(line, "warning: "))
 	}
 	o.tail = append(o.tail, line)
 	if len(o.tail) > TailLines {
