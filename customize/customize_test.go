@@ -452,12 +452,15 @@ func TestWaitReady(t *testing.T) {
 	defer f.Close()
 	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0}
 	must(t, syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk))
+	fd := f.Fd()
+	released := make(chan struct{})
 	go func() {
+		defer close(released)
 		time.Sleep(1500 * time.Millisecond)
 		os.WriteFile(s.path("/run/ci-done"), nil, 0o644)
 		time.Sleep(1500 * time.Millisecond)
 		unlock := syscall.Flock_t{Type: syscall.F_UNLCK}
-		syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &unlock)
+		syscall.FcntlFlock(fd, syscall.F_SETLK, &unlock)
 	}()
 	var log syncBuf
 	start := time.Now()
@@ -476,7 +479,8 @@ func TestWaitReady(t *testing.T) {
 	}
 
 	// Bounded: a lock never released costs the timeout, then the run goes on.
-	must(t, syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk))
+	<-released
+	must(t, syscall.FcntlFlock(fd, syscall.F_SETLK, &lk))
 	log = syncBuf{}
 	if err := WaitReady(context.Background(), s, Options{Log: &log, ReadyTimeout: 2 * time.Second}); err != nil {
 		t.Fatal(err)
