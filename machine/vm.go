@@ -1,0 +1,599 @@
+package machine
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/goldsmith-dev/goldsmith/machine/guestagent"
+)
+
+// RestartBoot says how QEMU boots the disk again after a guest reboot.
+type RestartBoot int
+
+const (
+	// RestartFromDisk boots through the disk's own bootloader (no -kernel),
+	// so a kernel a customizer installed is the one that runs. The default.
+	RestartFromDisk RestartBoot = iota
+	// RestartWithKernel reuses Config.Kernel/Initrd/Cmdline: only for disks
+	// without a bootloader (bare filesystem images).
+	RestartWithKernel
+)
+
+// DefaultUser is the temporary build user's name when Config.User is empty.
+const DefaultUser = "goldsmith"
+
+// FwCfgItem is an extra QEMU fw_cfg item for the guest (name like opt/x/y).
+type FwCfgItem struct {
+	Name string
+	Data []byte
+}
+
+// Config describes a build VM.
+type Config struct {
+	// Disk is the image to run, qcow2 or raw. The VM writes to it; the
+	// caller owns it (normally a copy-on-write overlay of a cached base).
+	Disk       string
+	DiskFormat string // "qcow2" or "raw"; empty: detected
+
+	// Optional direct kernel boot for the first boot.
+	Kernel, Initrd, Cmdline string
+	// RestartBoot is how QEMU boots after a guest reboot.
+	RestartBoot RestartBoot
+
+	CPUs      int    // default 2
+	MemoryMiB int    // default 2048
+	Accel     Accel  // default AccelAuto
+	CPUModel  string // default "max" under TCG, "host" under KVM
+	// CacheDir keeps the accelerator probe's answer (AccelAuto).
+	CacheDir string
+
+	Console io.Writer // receives the serial console; may be nil
+	User    string    // temporary build user; default DefaultUser
+	FwCfg   []FwCfgItem
+
+	QEMU   string // default DefaultQEMU
+	Runner Runner // default HostRunner
+	Logger *slog.Logger
+}
+
+// State is the VM's life-cycle state.
+type State int
+
+const (
+	StateRunning   State = iota // QEMU runs (the guest may still be booting)
+	StateRebooting              // the guest reset; QEMU is being started again
+	StateStopped                // the guest powered off, or Shutdown stopped it
+	StateFailed                 // QEMU exited unexpectedly or could not be restarted
+	StateClosed                 // Close was called
+)
+
+func (s State) String() string {
+	return [...]string{"running", "rebooting", "stopped", "failed", "closed"}[s]
+}
+
+// Status is a snapshot of the VM.
+type Status struct {
+	State State
+	// Boot counts the guest's boots: 1 for the first, +1 at every reboot
+	// (counted when the guest resets, before it is up again).
+	Boot int
+	Err  error // why, in StateFailed
+	// Changed is closed at the next change of State or Boot.
+	Changed <-chan struct{}
+}
+
+// VM is a running QEMU build VM. Its zero value is not usable; see Start.
+type VM struct {
+	cfg      Config
+	log      *slog.Logger
+	dir      string // per-VM temp dir: QMP sockets, fw_cfg files
+	accel    Accel
+	fwcfg    []fwCfgFile
+	console  tailBuffer
+	conOut   io.Writer
+	comm     *Comm
+	superCtx context.Context
+	cancel   context.CancelFunc
+
+	mu       sync.Mutex
+	inst     *instance
+	port     int
+	boot     int
+	state    State
+	err      error
+	changed  chan struct{}
+	stopping bool
+	closing  bool
+
+	superDone chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// instance is one QEMU process of the VM (a new one after every reboot).
+type instance struct {
+	proc    Process
+	qmp     *qmpConn
+	exited  chan struct{}
+	waitErr error
+	stderr  tailBuffer
+
+	mu     sync.Mutex
+	reason string // SHUTDOWN event reason: guest-reset, guest-shutdown, ...
+}
+
+func (in *instance) shutdownReason() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.reason
+}
+
+func (in *instance) alive() bool {
+	select {
+	case <-in.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Start boots a VM. ctx bounds the start only (the accelerator probe and
+// QEMU's launch); the VM lives until Shutdown or Close, and the caller must
+// call Close on every path.
+func Start(ctx context.Context, cfg Config) (*VM, error) {
+	if cfg.Disk == "" {
+		return nil, errors.New("machine: Config.Disk is required")
+	}
+	if cfg.Kernel == "" && cfg.RestartBoot == RestartWithKernel {
+		return nil, errors.New("machine: RestartWithKernel needs Config.Kernel")
+	}
+	if cfg.CPUs <= 0 {
+		cfg.CPUs = 2
+	}
+	if cfg.MemoryMiB <= 0 {
+		cfg.MemoryMiB = 2048
+	}
+	if cfg.Accel == "" {
+		cfg.Accel = AccelAuto
+	}
+	if cfg.User == "" {
+		cfg.User = DefaultUser
+	}
+	if cfg.QEMU == "" {
+		cfg.QEMU = DefaultQEMU
+	}
+	if cfg.Runner == nil {
+		cfg.Runner = HostRunner{}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if _, err := os.Stat(cfg.Disk); err != nil {
+		return nil, fmt.Errorf("machine: disk: %w", err)
+	}
+	if cfg.DiskFormat == "" {
+		f, err := detectDiskFormat(cfg.Disk)
+		if err != nil {
+			return nil, fmt.Errorf("machine: %w", err)
+		}
+		cfg.DiskFormat = f
+	}
+	accel := cfg.Accel
+	switch accel {
+	case AccelKVM, AccelTCG:
+	case AccelAuto:
+		r, err := ProbeAccel(ctx, ProbeConfig{QEMU: cfg.QEMU, Runner: cfg.Runner, CacheDir: cfg.CacheDir, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("machine: %w", err)
+		}
+		accel = r.Accel
+	default:
+		return nil, fmt.Errorf("machine: unknown accelerator %q (want kvm, tcg or auto)", accel)
+	}
+	if cfg.CPUModel == "" {
+		cfg.CPUModel = "max"
+		if accel == AccelKVM {
+			cfg.CPUModel = "host"
+		}
+	}
+
+	dir, err := os.MkdirTemp("", "goldsmith-vm-")
+	if err != nil {
+		return nil, fmt.Errorf("machine: temp dir: %w", err)
+	}
+	superCtx, cancel := context.WithCancel(context.Background())
+	v := &VM{
+		cfg: cfg, log: log, dir: dir, accel: accel,
+		superCtx: superCtx, cancel: cancel,
+		changed: make(chan struct{}),
+	}
+	v.conOut = io.Writer(&v.console)
+	if cfg.Console != nil {
+		v.conOut = io.MultiWriter(cfg.Console, &v.console)
+	}
+	fail := func(err error) (*VM, error) {
+		cancel()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("machine: %w", err)
+	}
+
+	signer, hostPub, err := v.writeIdentity()
+	if err != nil {
+		return fail(err)
+	}
+	for i, it := range cfg.FwCfg {
+		p := filepath.Join(dir, fmt.Sprintf("fwcfg-%d", i))
+		if err := os.WriteFile(p, it.Data, 0o600); err != nil {
+			return fail(err)
+		}
+		v.fwcfg = append(v.fwcfg, fwCfgFile{Name: it.Name, File: p})
+	}
+
+	v.boot = 1
+	inst, err := v.launch(ctx, true)
+	if err != nil {
+		return fail(err)
+	}
+	v.inst = inst
+	v.comm = newComm(commConfig{
+		User: cfg.User, Signer: signer, HostKey: hostPub,
+		Addr: v.sshAddr, Machine: v, Logger: log,
+	})
+	v.superDone = make(chan struct{})
+	go v.supervise()
+	return v, nil
+}
+
+// writeIdentity makes the per-VM SSH client key and host key and writes the
+// guest agent's fw_cfg files.
+func (v *VM) writeIdentity() (ssh.Signer, ssh.PublicKey, error) {
+	_, clientKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	signer, err := ssh.NewSignerFromKey(clientKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	hostPubRaw, hostKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	hostPub, err := ssh.NewPublicKey(hostPubRaw)
+	if err != nil {
+		return nil, nil, err
+	}
+	block, err := ssh.MarshalPrivateKey(hostKey, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	items := []struct {
+		item string
+		data []byte
+	}{
+		{guestagent.ItemUser, []byte(v.cfg.User)},
+		{guestagent.ItemAuthorizedKeys, ssh.MarshalAuthorizedKey(signer.PublicKey())},
+		{guestagent.ItemHostKey, pem.EncodeToMemory(block)},
+	}
+	for _, it := range items {
+		p := filepath.Join(v.dir, it.item)
+		if err := os.WriteFile(p, it.data, 0o600); err != nil {
+			return nil, nil, err
+		}
+		v.fwcfg = append(v.fwcfg, fwCfgFile{Name: guestagent.FwCfgName(it.item), File: p})
+	}
+	return signer, hostPub, nil
+}
+
+func (v *VM) sshAddr() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return fmt.Sprintf("127.0.0.1:%d", v.port)
+}
+
+// launch starts one QEMU process and connects to its QMP socket. The SSH
+// port is kept across restarts if it is still free.
+func (v *VM) launch(ctx context.Context, first bool) (*instance, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v.mu.Lock()
+	port, boot := v.port, v.boot
+	v.mu.Unlock()
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		if port == 0 || attempt > 0 {
+			p, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			port = p
+		}
+		inv := qemuInvocation{
+			Accel: v.accel, CPUModel: v.cfg.CPUModel, CPUs: v.cfg.CPUs, MemoryMiB: v.cfg.MemoryMiB,
+			Disk: v.cfg.Disk, DiskFormat: v.cfg.DiskFormat,
+			SSHPort: port, QMPSocket: filepath.Join(v.dir, fmt.Sprintf("qmp-%d.sock", boot)),
+			FwCfg: v.fwcfg,
+		}
+		if first || v.cfg.RestartBoot == RestartWithKernel {
+			inv.Kernel, inv.Initrd, inv.Cmdline = v.cfg.Kernel, v.cfg.Initrd, v.cfg.Cmdline
+		}
+		inst, err := v.startInstance(ctx, inv)
+		if err == nil {
+			v.mu.Lock()
+			v.port = port
+			v.mu.Unlock()
+			return inst, nil
+		}
+		lastErr = err
+		if !errors.Is(err, errPortBusy) {
+			return nil, err
+		}
+	}
+	return nil, lastErr
+}
+
+var errPortBusy = errors.New("SSH forwarding port in use")
+
+func (v *VM) startInstance(ctx context.Context, inv qemuInvocation) (*instance, error) {
+	inst := &instance{exited: make(chan struct{})}
+	cmd := Command{Path: v.cfg.QEMU, Args: inv.args(), Stdout: v.conOut, Stderr: &inst.stderr}
+	v.log.Info("starting qemu", "cmd", cmd.String())
+	proc, err := v.cfg.Runner.Start(cmd)
+	if err != nil {
+		return nil, err
+	}
+	inst.proc = proc
+	go func() {
+		inst.waitErr = proc.Wait()
+		close(inst.exited)
+	}()
+	onEvent := func(ev qmpEvent) {
+		if ev.Event != "SHUTDOWN" {
+			return
+		}
+		var d struct {
+			Reason string `json:"reason"`
+		}
+		_ = json.Unmarshal(ev.Data, &d)
+		v.log.Info("qemu shutdown event", "reason", d.Reason, "pid", proc.Pid())
+		inst.mu.Lock()
+		inst.reason = d.Reason
+		inst.mu.Unlock()
+	}
+	q, err := dialQMP(ctx, inv.QMPSocket, inst.alive, onEvent)
+	if err != nil {
+		_ = proc.Signal(syscall.SIGKILL)
+		<-inst.exited
+		msg := strings.TrimSpace(inst.stderr.String())
+		if strings.Contains(msg, "host forwarding rule") {
+			return nil, fmt.Errorf("%w: %s", errPortBusy, msg)
+		}
+		return nil, fmt.Errorf("starting qemu: %w: %s", err, msg)
+	}
+	inst.qmp = q
+	return inst, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// setState changes the state and wakes waiters. v.mu must be held.
+func (v *VM) setState(s State, err error) {
+	v.state, v.err = s, err
+	close(v.changed)
+	v.changed = make(chan struct{})
+}
+
+// Status returns the VM's current state.
+func (v *VM) Status() Status {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return Status{State: v.state, Boot: v.boot, Err: v.err, Changed: v.changed}
+}
+
+// Accel is the accelerator the VM runs under.
+func (v *VM) Accel() Accel { return v.accel }
+
+// SSHAddr is the host address forwarded to the guest's port 22. It can
+// change when QEMU is restarted after a reboot.
+func (v *VM) SSHAddr() string { return v.sshAddr() }
+
+// Comm is the VM's SSH communicator.
+func (v *VM) Comm() *Comm { return v.comm }
+
+// ConsoleTail returns the last 8 KiB of the serial console.
+func (v *VM) ConsoleTail() string { return v.console.String() }
+
+// supervise waits for each QEMU process to exit and decides what that
+// means: a guest reset restarts QEMU on the same disk, a guest power-off
+// stops the VM, anything else fails it.
+func (v *VM) supervise() {
+	defer close(v.superDone)
+	for {
+		v.mu.Lock()
+		inst := v.inst
+		v.mu.Unlock()
+		<-inst.exited
+		// QEMU closes the QMP socket as it exits; drain the last events.
+		select {
+		case <-inst.qmp.done:
+		case <-time.After(2 * time.Second):
+		}
+		inst.qmp.close()
+		reason := inst.shutdownReason()
+		v.log.Info("qemu exited", "pid", inst.proc.Pid(), "reason", reason, "err", inst.waitErr)
+
+		v.mu.Lock()
+		switch {
+		case v.closing:
+			v.mu.Unlock()
+			return
+		case reason == "guest-shutdown" || v.stopping:
+			v.setState(StateStopped, nil)
+			v.mu.Unlock()
+			return
+		case reason != "guest-reset":
+			v.setState(StateFailed, fmt.Errorf("qemu exited unexpectedly (%v, shutdown reason %q): %s",
+				inst.waitErr, reason, strings.TrimSpace(inst.stderr.String())))
+			v.mu.Unlock()
+			return
+		}
+		v.boot++
+		v.setState(StateRebooting, nil)
+		v.mu.Unlock()
+
+		v.log.Info("guest rebooted; starting qemu again", "boot", v.Status().Boot)
+		next, err := v.launch(v.superCtx, false)
+
+		v.mu.Lock()
+		if v.closing {
+			v.mu.Unlock()
+			if next != nil {
+				_ = next.proc.Signal(syscall.SIGKILL)
+				<-next.exited
+				next.qmp.close()
+			}
+			return
+		}
+		if err != nil {
+			v.setState(StateFailed, fmt.Errorf("restarting qemu after a guest reboot: %w", err))
+			v.mu.Unlock()
+			return
+		}
+		if v.stopping { // Shutdown was called while the guest rebooted
+			v.mu.Unlock()
+			_ = next.proc.Signal(syscall.SIGKILL)
+			<-next.exited
+			next.qmp.close()
+			v.mu.Lock()
+			v.setState(StateStopped, nil)
+			v.mu.Unlock()
+			return
+		}
+		v.inst = next
+		v.setState(StateRunning, nil)
+		v.mu.Unlock()
+	}
+}
+
+// waitStopped waits until QEMU has exited for good.
+func (v *VM) waitStopped(ctx context.Context) error {
+	for {
+		st := v.Status()
+		if st.State == StateStopped || st.State == StateFailed || st.State == StateClosed {
+			return nil
+		}
+		select {
+		case <-st.Changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Shutdown asks the guest to power off (sudo systemctl poweroff over SSH if
+// connected, and ACPI power button through QMP) and waits for QEMU to exit.
+// If the guest has not powered off when ctx ends (default deadline 3
+// minutes), QEMU is killed and an error returned. A guest reboot during
+// Shutdown ends the VM instead of restarting it.
+func (v *VM) Shutdown(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 3*time.Minute)
+		defer cancel()
+	}
+	v.mu.Lock()
+	state, inst := v.state, v.inst
+	v.stopping = true
+	v.mu.Unlock()
+	switch state {
+	case StateStopped:
+		return nil
+	case StateFailed:
+		return fmt.Errorf("machine: shutdown: %w", v.Status().Err)
+	case StateClosed:
+		return errors.New("machine: shutdown: VM is closed")
+	}
+	start := time.Now()
+	if v.comm.requestPoweroff(ctx) {
+		v.log.Info("asked the guest to power off over SSH")
+	} else if inst != nil && inst.alive() {
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := inst.qmp.execute(qctx, "system_powerdown", nil)
+		cancel()
+		v.log.Info("asked the guest to power off through ACPI", "err", err)
+	}
+	if err := v.waitStopped(ctx); err != nil {
+		v.mu.Lock()
+		inst = v.inst
+		v.mu.Unlock()
+		_ = inst.proc.Signal(syscall.SIGKILL)
+		<-inst.exited
+		_ = v.waitStopped(context.Background())
+		return fmt.Errorf("machine: guest did not power off within %s; qemu killed", time.Since(start).Round(time.Second))
+	}
+	if st := v.Status(); st.State == StateFailed {
+		return fmt.Errorf("machine: shutdown: %w", st.Err)
+	}
+	v.log.Info("guest powered off", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// closeGrace is how long Close lets QEMU exit on SIGTERM before SIGKILL.
+const closeGrace = 3 * time.Second
+
+// Close stops QEMU if it still runs (SIGTERM, SIGKILL after a grace
+// period), reaps it, closes SSH and removes the VM's temp dir. It is
+// idempotent and safe on every path.
+func (v *VM) Close() error {
+	v.closeOnce.Do(func() {
+		v.mu.Lock()
+		v.closing = true
+		inst := v.inst
+		if v.state != StateClosed {
+			v.setState(StateClosed, nil)
+		}
+		v.mu.Unlock()
+		v.cancel()
+		v.comm.close()
+		if inst != nil && inst.alive() {
+			_ = inst.proc.Signal(syscall.SIGTERM)
+			select {
+			case <-inst.exited:
+			case <-time.After(closeGrace):
+				_ = inst.proc.Signal(syscall.SIGKILL)
+				<-inst.exited
+			}
+		}
+		if v.superDone != nil {
+			<-v.superDone
+		}
+		if err := os.RemoveAll(v.dir); err != nil {
+			v.closeErr = fmt.Errorf("machine: removing %s: %w", v.dir, err)
+		}
+	})
+	return v.closeErr
+}
