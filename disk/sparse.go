@@ -1,0 +1,115 @@
+package disk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+)
+
+// lseek whence values for sparse files (Linux).
+const (
+	seekData = 3
+	seekHole = 4
+)
+
+// CopySparse copies the file src to dst (created or truncated, mode 0644)
+// keeping holes: it visits only src's data extents (SEEK_DATA/SEEK_HOLE) and
+// also leaves a hole for every all-zero 1 MiB block inside them.
+func CopySparse(ctx context.Context, dst, src string) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(dst)
+			err = fmt.Errorf("sparse copy %s → %s: %w", src, dst, err)
+		}
+	}()
+	size := st.Size()
+	if err := out.Truncate(size); err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	fd := int(in.Fd())
+	for off := int64(0); off < size; {
+		start, err := syscall.Seek(fd, off, seekData)
+		if err != nil {
+			if errors.Is(err, syscall.ENXIO) { // no data after off
+				break
+			}
+			if errors.Is(err, syscall.EINVAL) { // no SEEK_DATA support: one extent
+				start = off
+			} else {
+				return err
+			}
+		}
+		end, err := syscall.Seek(fd, start, seekHole)
+		if err != nil {
+			end = size
+		}
+		for pos := start; pos < end; {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			n := int64(len(buf))
+			if end-pos < n {
+				n = end - pos
+			}
+			b := buf[:n]
+			if _, err := in.ReadAt(b, pos); err != nil && !(err == io.EOF && pos+n >= size) {
+				return err
+			}
+			if !isZero(b) {
+				if _, err := out.WriteAt(b, pos); err != nil {
+					return err
+				}
+			}
+			pos += n
+		}
+		off = end
+	}
+	return out.Sync()
+}
+
+func isZero(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// AllocatedBytes returns how many bytes of path are actually allocated on disk.
+func AllocatedBytes(path string) (int64, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return sys.Blocks * 512, nil
+	}
+	return st.Size(), nil
+}
