@@ -33,6 +33,7 @@ type ProbeConfig struct {
 	QEMU     string // default DefaultQEMU
 	Runner   Runner // default HostRunner
 	CacheDir string // where the answer is kept; empty: no caching
+	Kernel   string // optional kernel to boot under KVM (see ProbeAccel)
 	Timeout  time.Duration
 	Logger   *slog.Logger
 }
@@ -45,14 +46,22 @@ type ProbeResult struct {
 	Cached bool   `json:"-"`
 }
 
-// probeDone marks firmware that got through POST: with no disk and no NIC
-// SeaBIOS ends with "No bootable device".
-var probeMarkers = [][]byte{[]byte("No bootable device"), []byte("Booting from")}
+// Markers of a guest that got far enough. Firmware only (no disk, no NIC):
+// SeaBIOS finishes POST with "No bootable device". A kernel without a root
+// filesystem panics trying to mount it.
+var (
+	firmwareMarkers = [][]byte{[]byte("No bootable device"), []byte("Booting from")}
+	kernelMarkers   = [][]byte{[]byte("Unable to mount root fs"), []byte("Kernel panic")}
+)
 
 // ProbeAccel decides between KVM and TCG by booting, never by the presence
-// of /dev/kvm (nested KVM can exist and hang). It starts QEMU with -accel kvm,
-// no disk and SeaBIOS's debug port on stdout, and chooses KVM only if the
-// firmware finishes POST within the timeout (default 8 s). The answer is
+// of /dev/kvm (nested KVM can exist and hang, or abort on MSRs). It starts
+// QEMU with -accel kvm -cpu host (what a KVM build VM runs with) and
+// chooses KVM only if the guest gets far within the timeout (default 8 s):
+// with ProbeConfig.Kernel, that kernel must boot to its "no root
+// filesystem" panic; without, SeaBIOS must finish POST. Seen here: the
+// firmware alone sometimes completes POST under a nested KVM on which no
+// kernel ever runs, so pass a kernel when there is one. The answer is
 // cached in CacheDir keyed by the QEMU version and the host kernel release.
 func ProbeAccel(ctx context.Context, pc ProbeConfig) (ProbeResult, error) {
 	if pc.QEMU == "" {
@@ -89,7 +98,7 @@ func ProbeAccel(ctx context.Context, pc ProbeConfig) (ProbeResult, error) {
 			}
 		}
 	}
-	ok, reason, err := FirmwareRuns(ctx, pc.Runner, pc.QEMU, AccelKVM, pc.Timeout)
+	ok, reason, err := BootProbe(ctx, pc.Runner, pc.QEMU, AccelKVM, pc.Kernel, pc.Timeout)
 	if err != nil {
 		return ProbeResult{}, err
 	}
@@ -114,18 +123,31 @@ func ProbeAccel(ctx context.Context, pc ProbeConfig) (ProbeResult, error) {
 	return r, nil
 }
 
-// FirmwareRuns boots QEMU with the given accelerator, no disk and no NIC,
-// and reports whether SeaBIOS completes POST within timeout. ok=false comes
-// with a reason (QEMU's error, or "timed out"); err is only for a QEMU that
-// cannot be started at all.
-func FirmwareRuns(ctx context.Context, r Runner, qemu string, accel Accel, timeout time.Duration) (ok bool, reason string, err error) {
-	out := &markerWriter{markers: probeMarkers, found: make(chan struct{})}
-	var stderr tailBuffer
-	proc, err := r.Start(Command{Path: qemu, Stdout: out, Stderr: &stderr, Args: []string{
-		"-accel", string(accel), "-machine", "q35", "-m", "64",
+// BootProbe boots QEMU with the given accelerator (and the CPU model a
+// build VM would use with it), no disk and no NIC, and reports whether the
+// guest gets far within timeout: the kernel, if given, to its panic for
+// want of a root filesystem, else SeaBIOS through POST. ok=false comes with
+// a reason (QEMU's error, or a timeout); err is for a QEMU that cannot be
+// started at all, or ctx's end.
+func BootProbe(ctx context.Context, r Runner, qemu string, accel Accel, kernel string, timeout time.Duration) (ok bool, reason string, err error) {
+	cpu := "max"
+	if accel == AccelKVM {
+		cpu = "host"
+	}
+	args := []string{
+		"-accel", string(accel), "-cpu", cpu, "-machine", "q35", "-m", "256",
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-chardev", "stdio,id=fwlog", "-device", "isa-debugcon,iobase=0x402,chardev=fwlog",
-	}})
+	}
+	markers := firmwareMarkers
+	if kernel != "" {
+		markers = kernelMarkers
+		args = append(args, "-serial", "stdio", "-kernel", kernel, "-append", "console=ttyS0 panic=-1")
+	} else {
+		args = append(args, "-chardev", "stdio,id=fwlog", "-device", "isa-debugcon,iobase=0x402,chardev=fwlog")
+	}
+	out := &markerWriter{markers: markers, found: make(chan struct{})}
+	var stderr tailBuffer
+	proc, err := r.Start(Command{Path: qemu, Stdout: out, Stderr: &stderr, Args: args})
 	if err != nil {
 		return false, "", err
 	}
@@ -137,9 +159,14 @@ func FirmwareRuns(ctx context.Context, r Runner, qemu string, accel Accel, timeo
 	case <-out.found:
 		ok = true
 	case werr := <-exited:
+		select {
+		case <-out.found: // the kernel panicked and reset: qemu exits (-no-reboot)
+			return true, "", nil
+		default:
+		}
 		return false, fmt.Sprintf("qemu exited (%v): %s", werr, strings.TrimSpace(stderr.String())), nil
 	case <-timer.C:
-		reason = fmt.Sprintf("firmware did not finish POST within %s", timeout)
+		reason = fmt.Sprintf("the guest made no progress within %s", timeout)
 	case <-ctx.Done():
 		_ = proc.Signal(syscall.SIGKILL)
 		<-exited

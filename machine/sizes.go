@@ -43,8 +43,14 @@ var azureSizes = map[string]azureSize{
 	"standard_b4ms":    {4, 16},
 	"standard_d1_v2":   {1, 3.5},
 	"standard_d2_v2":   {2, 7},
+	"standard_d3_v2":   {4, 14},
+	"standard_d4_v2":   {8, 28},
+	"standard_d11_v2":  {2, 14},
 	"standard_ds1_v2":  {1, 3.5},
 	"standard_ds2_v2":  {2, 7},
+	"standard_ds3_v2":  {4, 14},
+	"standard_ds4_v2":  {8, 28},
+	"standard_ds11_v2": {2, 14},
 	"standard_d2_v3":   {2, 8},
 	"standard_d4_v3":   {4, 16},
 	"standard_d2s_v3":  {2, 8},
@@ -95,8 +101,10 @@ func canonicalSizeName(lower string) string {
 // Azure size name is accepted with Approximate set: the vCPU count is the
 // number in its name (Standard_D16ds_v5 → 16) and the memory that count
 // times its family's GiB per vCPU (D 4, E 8, F 2, ...; D and DS before v3
-// 3.5), because AIB accepts every Azure size and the result is capped to the
-// host anyway. A name that does not parse is an error listing the table.
+// 3.5). The number in a D/DS v1–v2 name is not its vCPU count (D3_v2 has
+// 4), so the common ones are in the table. The fallback exists because AIB
+// accepts every Azure size and the result is capped to the host anyway; a
+// caller should log Approximate sizes. A name that does not parse is an error listing the table.
 func LookupSize(name string) (Size, error) {
 	if name == "" {
 		name = DefaultVMSize

@@ -199,7 +199,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	switch accel {
 	case AccelKVM, AccelTCG:
 	case AccelAuto:
-		r, err := ProbeAccel(ctx, ProbeConfig{QEMU: cfg.QEMU, Runner: cfg.Runner, CacheDir: cfg.CacheDir, Logger: log})
+		r, err := ProbeAccel(ctx, ProbeConfig{QEMU: cfg.QEMU, Runner: cfg.Runner, CacheDir: cfg.CacheDir, Kernel: cfg.Kernel, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("machine: %w", err)
 		}

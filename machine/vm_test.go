@@ -248,14 +248,21 @@ func TestVMShutdown(t *testing.T) {
 func TestProbeAccel(t *testing.T) {
 	needQEMU(t)
 	ctx := context.Background()
-	// The probe's method must recognize a firmware that runs: TCG always does.
-	ok, reason, err := FirmwareRuns(ctx, HostRunner{}, DefaultQEMU, AccelTCG, 20*time.Second)
+	// The probe's methods must recognize a guest that runs: under TCG it always does.
+	ok, reason, err := BootProbe(ctx, HostRunner{}, DefaultQEMU, AccelTCG, "", 20*time.Second)
 	if err != nil || !ok {
-		t.Fatalf("TCG firmware check: ok=%v reason=%q err=%v", ok, reason, err)
+		t.Fatalf("TCG firmware probe: ok=%v reason=%q err=%v", ok, reason, err)
 	}
-	dir := t.TempDir()
+	fx := getFixture(t)
 	start := time.Now()
-	r, err := ProbeAccel(ctx, ProbeConfig{CacheDir: dir, Logger: testLogger(t)})
+	ok, reason, err = BootProbe(ctx, HostRunner{}, DefaultQEMU, AccelTCG, fx.Kernel, 60*time.Second)
+	if err != nil || !ok {
+		t.Fatalf("TCG kernel probe: ok=%v reason=%q err=%v", ok, reason, err)
+	}
+	t.Logf("TCG kernel probe took %s", time.Since(start).Round(time.Millisecond))
+	dir := t.TempDir()
+	start = time.Now()
+	r, err := ProbeAccel(ctx, ProbeConfig{CacheDir: dir, Kernel: fx.Kernel, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

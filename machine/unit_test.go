@@ -1,0 +1,118 @@
+package machine
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestLookupSize(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		cpus, mem   int
+		approximate bool
+	}{
+		{"", 1, 3584, false}, // AIB's default, Standard_D1_v2
+		{"Standard_D1_v2", 1, 3584, false},
+		{"standard_d2s_v3", 2, 8192, false},
+		{"Standard_B1s", 1, 1024, false},
+		{"Standard_F2s_v2", 2, 4096, false},
+		{"Standard_D16ds_v5", 16, 65536, true},
+		{"Standard_E8s_v3", 8, 65536, true},
+		{"Standard_D3_v2", 4, 14336, false},
+		{"Standard_D8s_v5", 8, 32768, true},
+		{"Standard_E4-2s_v3", 2, 32768, true},
+	} {
+		s, err := LookupSize(tc.name)
+		if err != nil {
+			t.Errorf("%q: %v", tc.name, err)
+			continue
+		}
+		if s.CPUs != tc.cpus || s.MemoryMiB != tc.mem || s.Approximate != tc.approximate {
+			t.Errorf("%q: got %+v, want %d vCPUs %d MiB approximate=%v", tc.name, s, tc.cpus, tc.mem, tc.approximate)
+		}
+	}
+	for _, bad := range []string{"Basic_A0", "huge", "Standard_", "Standard_Q4_v2"} {
+		_, err := LookupSize(bad)
+		if err == nil || !strings.Contains(err.Error(), "Standard_D1_v2") {
+			t.Errorf("%q: want an error listing known sizes, got %v", bad, err)
+		}
+	}
+	if len(KnownSizes()) < 25 || !slices.Contains(KnownSizes(), "Standard_D2as_v4") {
+		t.Errorf("KnownSizes: %v", KnownSizes())
+	}
+}
+
+func TestSizeCap(t *testing.T) {
+	host := Host{CPUs: 2, MemoryMiB: 8192}
+	s, err := SizeFor("Standard_D4s_v3", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.CPUs != 2 || s.MemoryMiB != 4096 || !s.Capped {
+		t.Fatalf("got %+v", s)
+	}
+	s, _ = SizeFor("Standard_B1s", host)
+	if s.Capped || s.CPUs != 1 || s.ForTCG(host).CPUs != 2 {
+		t.Fatalf("got %+v", s)
+	}
+	if h, err := HostResources(); err != nil || h.CPUs < 1 || h.MemoryMiB < 64 {
+		t.Fatalf("HostResources: %+v %v", h, err)
+	}
+}
+
+func TestQEMUArgs(t *testing.T) {
+	inv := qemuInvocation{
+		Accel: AccelTCG, CPUModel: "max", CPUs: 2, MemoryMiB: 1024,
+		Disk: "/d/a,b.qcow2", DiskFormat: "qcow2", SSHPort: 2222, QMPSocket: "/t/q.sock",
+		FwCfg: []fwCfgFile{{Name: "opt/goldsmith/user", File: "/t/user"}},
+	}
+	got := strings.Join(inv.args(), " ")
+	for _, want := range []string{
+		"-accel tcg", "-smp 2", "-m 1024", "-no-reboot",
+		"file=/d/a,,b.qcow2,format=qcow2,if=virtio,cache=unsafe",
+		"hostfwd=tcp:127.0.0.1:2222-:22", "virtio-net-pci,netdev=n0",
+		"-qmp unix:/t/q.sock,server=on,wait=off",
+		"-fw_cfg name=opt/goldsmith/user,file=/t/user",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("args lack %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "-kernel") {
+		t.Error("no kernel given but -kernel in args")
+	}
+	inv.Kernel, inv.Initrd, inv.Cmdline = "/k", "/i", "root=/dev/vda"
+	got = strings.Join(inv.args(), " ")
+	if !strings.Contains(got, "-kernel /k -initrd /i -append root=/dev/vda") {
+		t.Errorf("direct kernel boot args: %s", got)
+	}
+}
+
+func TestPgidWriter(t *testing.T) {
+	var out bytes.Buffer
+	w := &pgidWriter{w: &out}
+	for _, chunk := range []string{"goldsmith-", "pgid=12", "34\nreal ", "stderr\n"} {
+		w.Write([]byte(chunk))
+	}
+	if w.pgid() != 1234 || out.String() != "real stderr\n" {
+		t.Fatalf("pgid %d out %q", w.pgid(), out.String())
+	}
+	out.Reset()
+	w = &pgidWriter{w: &out}
+	w.Write([]byte("no marker here\nmore"))
+	if w.pgid() != 0 || out.String() != "no marker here\nmore" {
+		t.Fatalf("pgid %d out %q", w.pgid(), out.String())
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"/tmp/a.txt": "/tmp/a.txt", "a b": "'a b'", "it's": `'it'\''s'`, "": "''", "$x": "'$x'",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
