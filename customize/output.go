@@ -47,6 +47,7 @@ type stepOutput struct {
 	started  bool
 	shutdown bool
 	userdel  bool
+	bootID   string // the boot_id printed with markerReboot
 	warnings []string // lines the guest printed as "warning: ..."
 }
 
@@ -63,13 +64,15 @@ func (o *stepOutput) add(line string) {
 		line = line[i+1:] // keep what a terminal would show of a progress line
 	}
 	o.mu.Lock()
+	if rest, ok := strings.CutPrefix(line, markerReboot); ok {
+		o.shutdown = true
+		o.bootID = strings.TrimSpace(rest)
+		o.mu.Unlock()
+		return
+	}
 	switch line {
 	case markerStarted:
 		o.started = true
-		o.mu.Unlock()
-		return
-	case markerReboot:
-		o.shutdown = true
 		o.mu.Unlock()
 		return
 	case markerUserDel:
@@ -98,15 +101,15 @@ func (o *stepOutput) lastLines() []string {
 	return append([]string(nil), o.tail...)
 }
 
-func (o *stepOutput) state() (started, shutdown bool) {
+func (o *stepOutput) state() (started, shutdown bool, bootID string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.started, o.shutdown
+	return o.started, o.shutdown, o.bootID
 }
 
 func (o *stepOutput) reset() {
 	o.mu.Lock()
-	o.started, o.shutdown = false, false
+	o.started, o.shutdown, o.bootID = false, false, ""
 	o.mu.Unlock()
 }
 

@@ -1,6 +1,7 @@
 package customize
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -262,21 +263,21 @@ func (r *runner) runStep(ctx context.Context, p prepared) Step {
 	for attempt := 0; ; attempt++ {
 		out.reset()
 		code, err := r.exec(ctx, p, &s, out)
-		started, shutdown := out.state()
+		started, shutdown, bootID := out.state()
 		switch {
 		case errors.Is(err, ErrRebooted) && !started:
 			if attempt >= maxStepRestarts {
 				return fail(-1, fmt.Errorf("the guest rebooted %d times before the step could start: %w", attempt+1, err))
 			}
 			out.note("the guest rebooted before this step's command started; waiting for it, then starting the step again")
-			if werr := r.waitReboot(ctx); werr != nil {
+			if werr := r.waitReboot(ctx, ""); werr != nil {
 				return fail(-1, werr)
 			}
 			continue
 		case errors.Is(err, ErrRebooted):
 			out.note("the guest rebooted during this step; the step is done once the guest is back")
 			s.Rebooted = true
-			if werr := r.waitReboot(ctx); werr != nil {
+			if werr := r.waitReboot(ctx, ""); werr != nil {
 				return fail(-1, werr)
 			}
 			code = -1
@@ -285,7 +286,7 @@ func (r *runner) runStep(ctx context.Context, p prepared) Step {
 		case shutdown && (r.valid(p.c, code) || code > 128):
 			out.note(fmt.Sprintf("the command exited (%d) while the guest is shutting down; the step is done once the guest is back", code))
 			s.Rebooted = true
-			if werr := r.waitReboot(ctx); werr != nil {
+			if werr := r.waitReboot(ctx, bootID); werr != nil {
 				return fail(code, werr)
 			}
 		case !r.valid(p.c, code):
@@ -305,16 +306,48 @@ func (r *runner) valid(c template.Customizer, code int) bool {
 	return code == 0
 }
 
-func (r *runner) waitReboot(ctx context.Context) error {
-	wctx, cancel := context.WithTimeout(ctx, r.opts.rebootTimeout())
+// waitReboot waits for the guest to be back after a reboot. When the reboot
+// was only announced (a shutdown under way when the command exited), oldBoot
+// is the boot_id the guest had then, and waitReboot also makes sure the guest
+// did reboot: it waits until the boot_id differs, so the next step cannot
+// run in a guest that is about to go down.
+func (r *runner) waitReboot(ctx context.Context, oldBoot string) error {
+	limit := r.opts.rebootTimeout()
+	wctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	start := time.Now()
-	r.log.line("[goldsmith] ", fmt.Sprintf("waiting for the guest to come back from a reboot (up to %s)", r.opts.rebootTimeout()))
-	if err := r.g.WaitReboot(wctx); err != nil {
+	r.log.line("[goldsmith] ", fmt.Sprintf("waiting for the guest to come back from a reboot (up to %s)", limit))
+	timedOut := func(err error) error {
 		if ctx.Err() == nil && wctx.Err() != nil {
-			return fmt.Errorf("the guest did not come back within %s after a reboot: %w", r.opts.rebootTimeout(), err)
+			return fmt.Errorf("the guest did not come back within %s after a reboot: %w", limit, err)
 		}
 		return fmt.Errorf("waiting for the guest to come back after a reboot: %w", err)
+	}
+	for {
+		if err := r.g.WaitReboot(wctx); err != nil {
+			return timedOut(err)
+		}
+		if oldBoot == "" {
+			break
+		}
+		var id bytes.Buffer
+		code, err := r.g.Run(wctx, "cat /proc/sys/kernel/random/boot_id", &id, io.Discard)
+		if err == nil && code == 0 && strings.TrimSpace(id.String()) != oldBoot {
+			break
+		}
+		if err == nil && code != 0 {
+			break // no boot_id to compare: trust WaitReboot
+		}
+		// Same boot, or the guest is on its way down (ErrRebooted, or a
+		// connection error): look again shortly.
+		select {
+		case <-wctx.Done():
+			if err == nil {
+				err = errors.New("it announced a shutdown but is still in the same boot")
+			}
+			return timedOut(err)
+		case <-time.After(2 * time.Second):
+		}
 	}
 	r.log.line("[goldsmith] ", fmt.Sprintf("the guest is back after %s", time.Since(start).Round(time.Second)))
 	if r.opts.ReadyTimeout >= 0 {
@@ -404,7 +437,8 @@ func (r *runner) runWrapped(ctx context.Context, command, cleanup string, out *s
 // shutdownProbe prints markerReboot when the guest is going down or has a
 // delayed shutdown scheduled ("shutdown -r +5").
 const shutdownProbe = `gs_state=$(systemctl is-system-running 2>/dev/null); ` +
-	`if [ "$gs_state" = stopping ] || [ -e /run/systemd/shutdown/scheduled ]; then printf '%s\n' ` + markerReboot + `; fi; `
+	`if [ "$gs_state" = stopping ] || [ -e /run/systemd/shutdown/scheduled ]; then ` +
+	`printf '%s %s\n' ` + markerReboot + ` "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; fi; `
 
 func (r *runner) uniquePath(index int, ext string) string {
 	var b [6]byte

@@ -28,6 +28,8 @@ type sandbox struct {
 	root  string
 	shims string
 
+	bootID string // host file shown as /proc/sys/kernel/random/boot_id
+
 	mu      sync.Mutex
 	down    bool // the guest "rebooted" and is not back yet
 	reboots int  // completed reboots
@@ -72,7 +74,8 @@ func newSandbox(t testing.TB) *sandbox {
 		t.Skip("bwrap is not installed")
 	}
 	dir := t.TempDir()
-	s := &sandbox{t: t, root: filepath.Join(dir, "root"), shims: filepath.Join(dir, "shims")}
+	s := &sandbox{t: t, root: filepath.Join(dir, "root"), shims: filepath.Join(dir, "shims"), bootID: filepath.Join(dir, "boot_id")}
+	must(t, os.WriteFile(s.bootID, []byte("boot-0\n"), 0o444))
 	for _, d := range []string{"etc/sudoers.d", "home/builder", "root", "run", "var/log", "var/lib/dpkg",
 		"var/lib/apt/lists", "var/cache/apt/archives", "var/mail"} {
 		must(t, os.MkdirAll(filepath.Join(s.root, d), 0o755))
@@ -146,6 +149,9 @@ func (s *sandbox) enter() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
+	if _, err := os.Stat(s.path("/run/systemd/shutdown/scheduled")); err == nil {
+		s.down = true // a delayed "shutdown -r +N" fires now, before this call
+	}
 	if s.down {
 		return fmt.Errorf("ssh: connect: the guest is booting: %w", ErrRebooted)
 	}
@@ -161,7 +167,7 @@ func (s *sandbox) Run(ctx context.Context, command string, stdout, stderr io.Wri
 		"--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
 		"--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
 		"--ro-bind", s.shims, "/usr/local/bin",
-		"--proc", "/proc", "--dev", "/dev",
+		"--proc", "/proc", "--dev", "/dev", "--ro-bind", s.bootID, "/proc/sys/kernel/random/boot_id",
 		"--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
 		"--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
 		"--setenv", "HOME", "/root", "--setenv", "LANG", "C",
@@ -216,14 +222,13 @@ func (s *sandbox) Upload(ctx context.Context, r io.Reader, remotePath string, mo
 	return os.Chmod(p, mode)
 }
 
-// WaitReboot "boots" the guest when it went down or a shutdown is
-// scheduled: /run is emptied, as a tmpfs is at boot.
+// WaitReboot "boots" the guest if it went down: /run is emptied, as a tmpfs
+// is at boot, and the boot_id changes. A guest that is up returns at once.
 func (s *sandbox) WaitReboot(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, err := os.Stat(s.path("/run/systemd/shutdown/scheduled"))
-	if !s.down && err != nil {
-		return nil // already back
+	if !s.down {
+		return nil
 	}
 	ents, _ := os.ReadDir(s.path("/run"))
 	for _, e := range ents {
@@ -231,7 +236,7 @@ func (s *sandbox) WaitReboot(ctx context.Context) error {
 	}
 	s.down = false
 	s.reboots++
-	return nil
+	return os.WriteFile(s.bootID, []byte(fmt.Sprintf("boot-%d\n", s.reboots)), 0o444)
 }
 
 // rebootBetween wraps a Guest and makes the guest reboot just before the
