@@ -47,7 +47,7 @@ type stepOutput struct {
 	started  bool
 	shutdown bool
 	userdel  bool
-	bootID   string // the boot_id printed with markerReboot
+	bootID   string   // the boot_id printed with markerReboot
 	warnings []string // lines the guest printed as "warning: ..."
 }
 
