@@ -490,3 +490,35 @@ func TestWaitReady(t *testing.T) {
 		t.Errorf("log: %s", log.String())
 	}
 }
+
+func TestValidateAndPrefetch(t *testing.T) {
+	s := newSandbox(t)
+	var events []Step
+	steps, err := Validate(context.Background(), s, []template.Customizer{
+		shell("nginx-enabled", "test -f /var/enabled"),
+	}, Options{ReadyTimeout: -1, Progress: func(st Step) { events = append(events, st) }})
+	if err == nil || !strings.HasPrefix(err.Error(), `validator 1/1 "nginx-enabled" (Shell) failed with exit code 1`) {
+		t.Fatalf("err %v", err)
+	}
+	if len(steps) != 1 || steps[0].Phase != PhaseValidate || len(events) != 2 || events[1].ExitCode != 1 {
+		t.Fatalf("steps %+v events %+v", steps, events)
+	}
+
+	script := []byte("echo hi\n")
+	srv := newFiles(t, map[string][]byte{"/s.sh": script})
+	f := &Fetcher{}
+	err = f.Prefetch(context.Background(), []template.Customizer{
+		{Type: template.CustomizeShell, Name: "ok", ScriptURI: srv.URL + "/s.sh", SHA256Checksum: digest(script)},
+		shell("inline", "true"),
+		{Type: template.CustomizeShell, Name: "bad", ScriptURI: srv.URL + "/s.sh", SHA256Checksum: strings.Repeat("1", 64)},
+		{Type: template.CustomizeFile, Name: "gone", SourceURI: srv.URL + "/gone", Destination: "/tmp/gone"},
+	})
+	for _, want := range []string{`customizer 3/4 "bad" (Shell): sha256 mismatch`, `customizer 4/4 "gone" (File): download ` + srv.URL + "/gone: HTTP 404"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("prefetch error %v lacks %q", err, want)
+		}
+	}
+	if srv.hits.Load() != 3 {
+		t.Errorf("%d requests, want 3", srv.hits.Load())
+	}
+}

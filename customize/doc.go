@@ -9,8 +9,8 @@
 // exactly as AIB runs customizers as its packer user: a Shell customizer whose
 // commands need root must say sudo itself ("sudo apt-get install -y nginx"),
 // as AIB's documentation asks. goldsmith's build user has passwordless sudo;
-// the runner itself uses "sudo -n" where it needs root (PowerShell with
-// runElevated, waiting for locks is done without root, generalize).
+// the runner uses "sudo -n" only where it needs root itself: PowerShell with
+// runElevated or runAsSystem, and generalize (the readiness wait needs none).
 //
 // # Downloads
 //
@@ -31,27 +31,50 @@
 //     had started, the step is done: the runner calls Guest.WaitReboot and
 //     moves on.
 //   - A command may also exit (0, or killed by a signal) while the guest is
-//     already going down, for example "sudo systemctl reboot" returns as soon
-//     as the reboot job is queued. Right after the customizer's command exits,
-//     in the same session, the runner asks the guest whether a shutdown is
-//     under way (systemctl is-system-running says "stopping", or a delayed
-//     "shutdown -r +N" is scheduled); if so it calls Guest.WaitReboot before
-//     the next step, so the next step never lands in a guest that is going
-//     down.
-//   - Should a reboot still come between two steps (a reboot the probe could
-//     not see), the Guest returns ErrRebooted from whichever call first meets
-//     it (an Upload, or a Run whose command never started). Every command the
-//     runner starts prints a start marker first, so the runner knows the
-//     command had not started: it waits for the reboot and redoes that step
-//     from its beginning (upload included, since /tmp may be cleaned at boot).
+//     already going down: "sudo systemctl reboot" returns as soon as the
+//     reboot job is queued, "sudo shutdown -r +1" a minute before it. Right
+//     after the customizer's command exits, in the same session, the runner
+//     asks the guest whether a shutdown is under way (systemctl
+//     is-system-running says "stopping", or a delayed shutdown is scheduled)
+//     and notes the boot_id. If so, the step is done once the guest is back
+//     in a new boot: the runner calls Guest.WaitReboot and reads the boot_id
+//     until it changes (bounded by the 20 minutes), so the next step never
+//     lands in a guest that is about to go down.
+//   - Should a reboot still come between two steps (one the probe could not
+//     see), the Guest returns ErrRebooted from whichever call first meets it
+//     (an Upload, or a Run whose command never started). Every command the
+//     runner starts prints a start marker first, so the runner knows whether
+//     the command had started; if not, it waits for the guest and redoes the
+//     step from its beginning (upload included: /tmp may be cleaned at boot).
 //
-// What this asks of the adapter: map "session ended without an exit status
-// and the VM reset or restarted" to ErrRebooted; when a call cannot connect
-// because the guest is down or booting, wait for it (bounded) and return
-// ErrRebooted rather than a connection error; make WaitReboot wait for the
-// guest to go down if it has not yet (compare /proc/sys/kernel/random/boot_id,
-// or machine's reboot counter) and return once SSH answers again, promptly if
-// that already happened.
+// After each reboot the runner waits for cloud-init and the apt/dpkg locks
+// again (see [WaitReady]), as before the first step.
+//
+// What this asks of the adapter over package machine, whose Comm already
+// has Run and Upload with these signatures and reports reboots as errors
+// matching machine.ErrRebooted (with the VM's QMP events behind them):
+//
+//	type guest struct{ c *machine.Comm }
+//
+//	func mapErr(err error) error {
+//		if errors.Is(err, machine.ErrRebooted) {
+//			return fmt.Errorf("%w: %w", customize.ErrRebooted, err)
+//		}
+//		return err
+//	}
+//	func (g guest) Run(ctx context.Context, cmd string, o, e io.Writer) (int, error) {
+//		code, err := g.c.Run(ctx, cmd, o, e)
+//		return code, mapErr(err)
+//	}
+//	func (g guest) Upload(ctx context.Context, r io.Reader, p string, m fs.FileMode) error {
+//		return mapErr(g.c.Upload(ctx, r, p, m))
+//	}
+//	func (g guest) WaitReboot(ctx context.Context) error { return g.c.WaitForSSH(ctx) }
+//
+// In general: return ErrRebooted when a session ended, or a call could not
+// start, because the guest went down or came back in a new boot; let
+// WaitReboot return once SSH works again (at once if it already does). The
+// runner itself makes sure that an announced reboot did happen.
 //
 // # Generalize
 //

@@ -19,9 +19,11 @@ type Guest interface {
 	// Upload writes r to remotePath with the given permission bits,
 	// replacing any file there.
 	Upload(ctx context.Context, r io.Reader, remotePath string, mode fs.FileMode) error
-	// WaitReboot is called after a reboot was seen or announced: it waits for
-	// the guest to go down if it has not yet, then returns once SSH works
-	// again. It must return promptly when the guest already came back.
+	// WaitReboot is called after a reboot was seen or announced; it returns
+	// once SSH works again (AIB allows up to 20 minutes: the runner's ctx has
+	// that deadline), and at once if it already works. The runner checks the
+	// boot_id itself, so WaitReboot need not know whether the guest has gone
+	// down yet.
 	WaitReboot(ctx context.Context) error
 }
 
