@@ -1,0 +1,74 @@
+package resource
+
+import (
+	"context"
+	"io"
+
+	"github.com/goldsmith-dev/goldsmith/template"
+)
+
+// Phase is a build phase, reported as lastRunStatus.runSubState.
+type Phase string
+
+const (
+	PhaseQueued       Phase = "Queued"
+	PhaseBuilding     Phase = "Building"
+	PhaseCustomizing  Phase = "Customizing"
+	PhaseOptimizing   Phase = "Optimizing"
+	PhaseValidating   Phase = "Validating"
+	PhaseDistributing Phase = "Distributing"
+)
+
+// Executor builds the image of one run. The build engine implements it.
+type Executor interface {
+	// Execute builds run.Template. It reports each phase it enters through
+	// progress (Building, Customizing, Optimizing, Validating, Distributing)
+	// with a short detail, writes the customization log to log, and returns
+	// one Output per distribute target, or an error whose message becomes
+	// lastRunStatus.message. It must stop promptly when ctx is canceled (a
+	// cancel request, the build timeout or shutdown) and return ctx's error.
+	Execute(ctx context.Context, run RunRequest, log io.Writer, progress func(Phase, string)) (RunResult, error)
+}
+
+// RunRequest is what an Executor gets.
+type RunRequest struct {
+	RunID      string
+	TemplateID string
+	Template   *template.Template
+	// Files maps every script, file and ISO URI the template references to
+	// its verified copy in the staging group: no need to download again.
+	Files map[string]LocalFile
+	// WorkDir is the run's scratch directory. goldsmith removes it after the
+	// run, and after a crash. An Executor that starts processes (QEMU)
+	// writes each one's pid to a file named *.pid here, so that the next
+	// server start can stop processes a killed server left behind.
+	WorkDir string
+}
+
+// LocalFile is a verified local copy of a downloaded file.
+type LocalFile struct {
+	Path   string // absolute
+	SHA256 string
+	Size   int64
+}
+
+// RunResult is what a build produced.
+type RunResult struct {
+	Outputs []Output
+}
+
+// Output is the artifact for one distribute target. Several outputs may
+// name the same file; goldsmith copies what it keeps.
+type Output struct {
+	RunOutputName    string
+	Type             template.DistributeType
+	Path             string // absolute; usually in WorkDir
+	Format           string // raw, vhd, qcow2
+	SHA256           string // hex of the file's contents
+	Size             int64
+	OSType           string // Linux or Windows
+	HyperVGeneration string // V1 or V2
+	// Err, when set, says this target failed (the run is then
+	// PartiallySucceeded, or Failed when every target failed).
+	Err error
+}

@@ -1,0 +1,242 @@
+package resource
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/goldsmith-dev/goldsmith/queue"
+	"github.com/goldsmith-dev/goldsmith/resourceid"
+	"github.com/goldsmith-dev/goldsmith/store"
+)
+
+// Job kinds this package puts on the queue.
+const (
+	jobSubmit      = "template.submit"
+	jobRun         = "template.run"
+	jobDelete      = "template.delete"
+	jobDeleteGroup = "group.delete"
+)
+
+// Options configure a Service.
+type Options struct {
+	Store    *store.Store
+	Queue    *queue.Queue
+	Executor Executor
+	// DataDir holds the staging groups' files, run scratch space and
+	// artifacts (the database may live there too).
+	DataDir string
+	// HTTPClient downloads scripts, files and ISOs; default has a 30 minute
+	// timeout.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+// Service is the resource model's behaviour.
+type Service struct {
+	st      *store.Store
+	q       *queue.Queue
+	exec    Executor
+	dataDir string
+	http    *http.Client
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// New makes a Service and registers its job handlers on the queue; start the
+// queue (queue.Run) afterwards.
+func New(opts Options) (*Service, error) {
+	if opts.Store == nil || opts.Queue == nil || opts.Executor == nil || opts.DataDir == "" {
+		return nil, errors.New("resource: Store, Queue, Executor and DataDir are required")
+	}
+	dir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	for _, d := range []string{"staging", "work", "artifacts"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	s := &Service{st: opts.Store, q: opts.Queue, exec: opts.Executor, dataDir: dir,
+		http: opts.HTTPClient, log: opts.Logger, now: opts.Now}
+	if s.http == nil {
+		s.http = &http.Client{Timeout: 30 * time.Minute}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.q.Handle(jobSubmit, submitHandler{s})
+	s.q.Handle(jobRun, runHandler{s})
+	s.q.Handle(jobDelete, deleteHandler{s})
+	s.q.Handle(jobDeleteGroup, deleteGroupHandler{s})
+	return s, nil
+}
+
+// DataDir is the absolute data directory.
+func (s *Service) DataDir() string { return s.dataDir }
+
+// abs turns a data-directory-relative path into an absolute one.
+func (s *Service) abs(rel string) string { return filepath.Join(s.dataDir, filepath.FromSlash(rel)) }
+
+// rel turns an absolute path under the data directory into a relative one.
+func (s *Service) rel(abs string) string {
+	r, err := filepath.Rel(s.dataDir, abs)
+	if err != nil {
+		return abs
+	}
+	return filepath.ToSlash(r)
+}
+
+func newGUID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// NormalizeLocation turns "West US 2" into "westus2", as ARM does.
+func NormalizeLocation(loc string) string {
+	return strings.ToLower(strings.ReplaceAll(strings.TrimSpace(loc), " ", ""))
+}
+
+// Page asks for one page of a list.
+type Page struct {
+	After string // the token from the previous page
+	Limit int    // 0: everything
+}
+
+// list reads one page of documents of a type under a scope and decodes them.
+func list[T any](ctx context.Context, tx *store.Tx, typ, scope string, p Page) ([]T, string, error) {
+	limit := p.Limit
+	if limit > 0 {
+		limit++ // one more tells whether there is a next page
+	}
+	docs, err := tx.List(ctx, store.Query{Type: typ, Scope: scope, After: p.After, Limit: limit})
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if p.Limit > 0 && len(docs) > p.Limit {
+		docs = docs[:p.Limit]
+		next = store.Key(docs[len(docs)-1].ID)
+	}
+	out := make([]T, 0, len(docs))
+	for _, d := range docs {
+		var v T
+		if err := json.Unmarshal(d.Body, &v); err != nil {
+			return nil, "", fmt.Errorf("decode %s: %w", d.ID, err)
+		}
+		out = append(out, v)
+	}
+	return out, next, nil
+}
+
+// groupID is the id of a resource group.
+func groupID(sub, name string) string { return "/subscriptions/" + sub + "/resourceGroups/" + name }
+
+// requireGroup returns the resource group a new resource goes in, or
+// ResourceGroupNotFound; a group being deleted takes nothing new.
+func requireGroup(ctx context.Context, tx *store.Tx, id resourceid.ID) (Resource, error) {
+	var g Resource
+	if _, err := tx.GetJSON(ctx, groupID(id.Subscription, id.ResourceGroup), &g); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return g, groupNotFound(id.ResourceGroup)
+		}
+		return g, err
+	}
+	if state, _ := g.Properties["provisioningState"].(string); state == StateDeleting {
+		return g, conflict("ResourceGroupBeingDeleted",
+			"The resource group '%s' is in deprovisioning state and cannot perform this operation.", g.Name)
+	}
+	return g, nil
+}
+
+// operationID is the id of an operation status resource.
+func operationID(sub, namespace, location, name string) string {
+	return fmt.Sprintf("/subscriptions/%s/providers/%s/locations/%s/operations/%s", sub, namespace, location, name)
+}
+
+// newOperation records an operation in progress.
+func newOperation(ctx context.Context, tx *store.Tx, sub, namespace, location, resourceID, action string) (Operation, error) {
+	name := newGUID()
+	op := Operation{ID: operationID(sub, namespace, location, name), Name: name, Status: OpInProgress,
+		StartTime: tx.Now(), ResourceID: resourceID, Action: action}
+	return op, tx.CreateJSON(ctx, op.ID, TypeOperation, op)
+}
+
+// endOperation records an operation's end; ending an ended one is a no-op.
+func endOperation(ctx context.Context, tx *store.Tx, id, status string, opErr *OperationError) error {
+	if id == "" {
+		return nil
+	}
+	var op Operation
+	if _, err := tx.GetJSON(ctx, id, &op); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	if op.Done() {
+		return nil
+	}
+	now := tx.Now()
+	op.Status, op.EndTime, op.Error = status, &now, opErr
+	return tx.PutJSON(ctx, op.ID, TypeOperation, op)
+}
+
+// Operation reads an operation status resource by id.
+func (s *Service) Operation(ctx context.Context, id string) (Operation, error) {
+	var op Operation
+	err := s.st.View(ctx, func(tx *store.Tx) error {
+		_, err := tx.GetJSON(ctx, id, &op)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return op, newErr(KindNotFound, "ResourceNotFound", "The operation '%s' was not found.", id)
+	}
+	return op, err
+}
+
+// OperationByName finds an operation from its name alone, under a subscription.
+func (s *Service) OperationByName(ctx context.Context, sub, namespace, location, name string) (Operation, error) {
+	return s.Operation(ctx, operationID(sub, namespace, location, name))
+}
+
+// viewDoc reads one document into v, mapping absence to ARM's not-found errors.
+func (s *Service) viewDoc(ctx context.Context, id string, v any) error {
+	return s.st.View(ctx, func(tx *store.Tx) error { return getDoc(ctx, tx, id, v) })
+}
+
+// getDoc reads one document in tx, answering ResourceGroupNotFound when the
+// group is missing too, and ResourceNotFound otherwise.
+func getDoc(ctx context.Context, tx *store.Tx, id string, v any) error {
+	_, err := tx.GetJSON(ctx, id, v)
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	pid, perr := resourceid.Parse(id)
+	if perr != nil {
+		return newErr(KindNotFound, "ResourceNotFound", "The resource '%s' was not found.", id)
+	}
+	if pid.ResourceGroup != "" && pid.Namespace != "" {
+		if _, gerr := tx.Get(ctx, groupID(pid.Subscription, pid.ResourceGroup)); errors.Is(gerr, store.ErrNotFound) {
+			return groupNotFound(pid.ResourceGroup)
+		}
+	}
+	return notFound(pid)
+}

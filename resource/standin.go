@@ -1,0 +1,270 @@
+package resource
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goldsmith-dev/goldsmith/template"
+)
+
+// StandInExecutor is a TEST EXECUTOR standing in for the QEMU build, which
+// is far too slow for API tests. It does real, small work so the API, queue
+// and crash-recovery paths are exercised for real: it starts a real child
+// process (sleep) in the run's WorkDir and records its pid there as the
+// build VM would, walks through the phases (Building, Customizing,
+// Validating, Distributing) over Duration while writing log lines, reads
+// every staged file it is given, and writes a real small disk per target: a
+// raw disk with an MBR boot signature whose first sector names the template
+// and run, and for VHD targets a fixed VHD (the raw disk plus a VHD footer).
+// It stops at once when its context is canceled.
+//
+// A Shell customizer whose inline commands include "exit N" (N > 0) fails
+// the run during Customizing with that exit status, so tests can make a
+// build fail from the template alone.
+type StandInExecutor struct {
+	Duration time.Duration // total build time; default 1s
+	DiskSize int64         // bytes, a multiple of 1 MiB; default 1 MiB
+}
+
+// Execute implements Executor.
+func (e StandInExecutor) Execute(ctx context.Context, run RunRequest, log io.Writer, progress func(Phase, string)) (RunResult, error) {
+	d := e.Duration
+	if d <= 0 {
+		d = time.Second
+	}
+	size := e.DiskSize
+	if size <= 0 {
+		size = 1 << 20
+	}
+	size = (size + (1<<20 - 1)) &^ (1<<20 - 1)
+	t := run.Template
+
+	// The stand-in "build VM": a real process whose pid is recorded.
+	vm := exec.Command("sleep", strconv.Itoa(int(d/time.Second)+60))
+	vm.Dir = run.WorkDir
+	if err := vm.Start(); err != nil {
+		return RunResult{}, fmt.Errorf("start the stand-in build VM: %w", err)
+	}
+	defer func() { _ = vm.Process.Kill(); _ = vm.Wait() }()
+	if err := os.WriteFile(filepath.Join(run.WorkDir, "vm.pid"), []byte(strconv.Itoa(vm.Process.Pid)), 0o600); err != nil {
+		return RunResult{}, err
+	}
+	fmt.Fprintf(log, "stand-in build VM started (pid %d) in %s\n", vm.Process.Pid, run.WorkDir)
+
+	steps := 3 + len(t.Properties.Customize)
+	if t.Properties.Validate != nil {
+		steps += len(t.Properties.Validate.InVMValidations) + 1
+	}
+	step := d / time.Duration(steps)
+	wait := func() error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(step):
+			return nil
+		}
+	}
+
+	progress(PhaseBuilding, fmt.Sprintf("source %s, vmSize %s", describeSource(t.Properties.Source), t.Properties.VMProfile.EffectiveVMSize()))
+	if err := wait(); err != nil {
+		return RunResult{}, err
+	}
+	progress(PhaseCustomizing, fmt.Sprintf("%d customizers", len(t.Properties.Customize)))
+	for i, c := range t.Properties.Customize {
+		fmt.Fprintf(log, "customizer %d (%s %q)\n", i, c.Type, c.Name)
+		for _, uri := range []string{c.ScriptURI, c.SourceURI} {
+			if f, ok := run.Files[uri]; ok && uri != "" {
+				sum, err := fileSHA256(f.Path)
+				if err != nil {
+					return RunResult{}, fmt.Errorf("customizer %d: read %s: %w", i, uri, err)
+				}
+				fmt.Fprintf(log, "  staged %s sha256 %s (%d bytes)\n", uri, sum, f.Size)
+			}
+		}
+		for _, line := range c.Inline {
+			fmt.Fprintf(log, "  + %s\n", line)
+			if code := exitCode(line); code > 0 && c.Type == template.CustomizeShell {
+				return RunResult{}, fmt.Errorf("customizer %d (%s %q) failed: the script exited with status %d", i, c.Type, c.Name, code)
+			}
+		}
+		if err := wait(); err != nil {
+			return RunResult{}, err
+		}
+	}
+	if v := t.Properties.Validate; v != nil {
+		progress(PhaseValidating, fmt.Sprintf("%d validators", len(v.InVMValidations)))
+		for i, c := range v.InVMValidations {
+			fmt.Fprintf(log, "validator %d (%s %q)\n", i, c.Type, c.Name)
+			if err := wait(); err != nil {
+				return RunResult{}, err
+			}
+		}
+	}
+	progress(PhaseDistributing, fmt.Sprintf("%d targets", len(t.Properties.Distribute)))
+	raw := filepath.Join(run.WorkDir, "disk.raw")
+	if err := writeRawDisk(raw, size, fmt.Sprintf("goldsmith stand-in image of %s, run %s", run.TemplateID, run.RunID)); err != nil {
+		return RunResult{}, err
+	}
+	rawSum, err := fileSHA256(raw)
+	if err != nil {
+		return RunResult{}, err
+	}
+	osType := string(template.OSByPublisher(t.Properties.Source))
+	if osType == "" {
+		osType = "Linux"
+	}
+	var res RunResult
+	for _, dist := range t.Properties.Distribute {
+		o := Output{RunOutputName: dist.RunOutputName, Type: dist.Type, Path: raw, Format: "raw", SHA256: rawSum, Size: size,
+			OSType: osType, HyperVGeneration: "V1"}
+		if dist.Type == template.DistributeVHD {
+			vhd := filepath.Join(run.WorkDir, safeName(dist.RunOutputName)+".vhd")
+			if err := writeFixedVHD(raw, vhd, size); err != nil {
+				return RunResult{}, err
+			}
+			sum, err := fileSHA256(vhd)
+			if err != nil {
+				return RunResult{}, err
+			}
+			o.Path, o.Format, o.SHA256, o.Size = vhd, "vhd", sum, size+512
+		}
+		fmt.Fprintf(log, "output %s: %s %s sha256 %s\n", o.RunOutputName, o.Format, o.Path, o.SHA256)
+		res.Outputs = append(res.Outputs, o)
+	}
+	if err := wait(); err != nil {
+		return RunResult{}, err
+	}
+	return res, nil
+}
+
+func describeSource(s template.Source) string {
+	switch s.Type {
+	case template.SourcePlatformImage:
+		return "PlatformImage " + s.URN()
+	case template.SourceManagedImage:
+		return "ManagedImage " + s.ImageID
+	case template.SourceSharedImageVersion:
+		return "SharedImageVersion " + s.ImageVersionID
+	}
+	return string(s.Type) + " " + s.SourceURI
+}
+
+// exitCode finds "exit N" in a shell line.
+func exitCode(line string) int {
+	f := strings.Fields(line)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "exit" {
+			if n, err := strconv.Atoi(strings.TrimSuffix(f[i+1], ";")); err == nil {
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+func fileSHA256(p string) (string, error) {
+	sum, _, err := hashFile(context.Background(), p)
+	return sum, err
+}
+
+// writeRawDisk writes a raw disk of size bytes: an MBR with the boot
+// signature, label text in the boot code area, zeros elsewhere.
+func writeRawDisk(p string, size int64, label string) error {
+	f, err := os.Create(p)
+	if err != nil {
+		return err
+	}
+	mbr := make([]byte, 512)
+	copy(mbr[:440], label)
+	mbr[510], mbr[511] = 0x55, 0xAA
+	if _, err := f.Write(mbr); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// writeFixedVHD copies raw to dst and appends a fixed-VHD footer.
+func writeFixedVHD(raw, dst string, size int64) error {
+	if err := copyFile(context.Background(), raw, dst); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(vhdFooter(size)); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// vhdFooter is the 512-byte footer of a fixed VHD of size bytes.
+func vhdFooter(size int64) []byte {
+	b := make([]byte, 512)
+	copy(b[0:8], "conectix")
+	binary.BigEndian.PutUint32(b[8:], 2)          // features: reserved bit
+	binary.BigEndian.PutUint32(b[12:], 0x00010000) // format version
+	binary.BigEndian.PutUint64(b[16:], ^uint64(0)) // data offset: none (fixed)
+	binary.BigEndian.PutUint32(b[24:], uint32(time.Now().Unix()-946684800))
+	copy(b[28:32], "gsmh")
+	binary.BigEndian.PutUint32(b[32:], 0x00010000)
+	copy(b[36:40], "Wi2k")
+	binary.BigEndian.PutUint64(b[40:], uint64(size))
+	binary.BigEndian.PutUint64(b[48:], uint64(size))
+	c, h, s := chs(size / 512)
+	binary.BigEndian.PutUint16(b[56:], c)
+	b[58], b[59] = h, s
+	binary.BigEndian.PutUint32(b[60:], 2) // disk type: fixed
+	id := sha256.Sum256([]byte(hex.EncodeToString(b[:64])))
+	copy(b[68:84], id[:16])
+	var sum uint32
+	for _, x := range b {
+		sum += uint32(x)
+	}
+	binary.BigEndian.PutUint32(b[64:], ^sum)
+	return b
+}
+
+// chs is the VHD specification's geometry for a number of sectors.
+func chs(sectors int64) (uint16, byte, byte) {
+	if sectors > 65535*16*255 {
+		sectors = 65535 * 16 * 255
+	}
+	var spt, heads, cth int64
+	if sectors >= 65535*16*63 {
+		spt, heads = 255, 16
+		cth = sectors / spt
+	} else {
+		spt = 17
+		cth = sectors / spt
+		heads = (cth + 1023) / 1024
+		if heads < 4 {
+			heads = 4
+		}
+		if cth >= heads*1024 || heads > 16 {
+			spt, heads = 31, 16
+			cth = sectors / spt
+		}
+		if cth >= heads*1024 {
+			spt, heads = 63, 16
+			cth = sectors / spt
+		}
+	}
+	return uint16(cth / heads), byte(heads), byte(spt)
+}
