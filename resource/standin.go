@@ -218,7 +218,7 @@ func writeFixedVHD(raw, dst string, size int64) error {
 func vhdFooter(size int64) []byte {
 	b := make([]byte, 512)
 	copy(b[0:8], "conectix")
-	binary.BigEndian.PutUint32(b[8:], 2)          // features: reserved bit
+	binary.BigEndian.PutUint32(b[8:], 2)           // features: reserved bit
 	binary.BigEndian.PutUint32(b[12:], 0x00010000) // format version
 	binary.BigEndian.PutUint64(b[16:], ^uint64(0)) // data offset: none (fixed)
 	binary.BigEndian.PutUint32(b[24:], uint32(time.Now().Unix()-946684800))

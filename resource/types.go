@@ -174,9 +174,9 @@ type Run struct {
 	JobID       int64      `json:"jobId"`
 	OperationID string     `json:"operationId"`
 	// CancelOperationID is the operation of a cancel request, if any.
-	CancelOperationID string `json:"cancelOperationId,omitempty"`
-	LogPath           string `json:"logPath"` // relative to the data directory
-	WorkDir           string `json:"workDir"` // relative to the data directory
+	CancelOperationID string   `json:"cancelOperationId,omitempty"`
+	LogPath           string   `json:"logPath"` // relative to the data directory
+	WorkDir           string   `json:"workDir"` // relative to the data directory
 	Outputs           []string `json:"outputs,omitempty"`
 }
 
