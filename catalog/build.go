@@ -70,6 +70,14 @@ func (c *Catalog) buildIn(ctx context.Context, b Builtin, work string) (Entry, e
 	root := filepath.Join(work, "rootfs")
 	step := func(name string, t0 time.Time) { log.Info(name, "elapsed", time.Since(t0).Round(10*time.Millisecond)) }
 
+	fsUUID, err := newUUID()
+	if err != nil {
+		return Entry{}, err
+	}
+	earlyFstab := filepath.Join(work, "fstab")
+	if err := os.WriteFile(earlyFstab, []byte(fstab(fsUUID)), 0o644); err != nil {
+		return Entry{}, err
+	}
 	t0 := time.Now()
 	if err := c.tools.bootstrap.Bootstrap(ctx, BootstrapSpec{
 		Suite:      b.Suite,
@@ -79,16 +87,13 @@ func (c *Catalog) buildIn(ctx context.Context, b Builtin, work string) (Entry, e
 		AptOptions: []string{`Acquire::Check-Valid-Until "false"`},
 		HookDirs:   []string{"/usr/share/mmdebstrap/hooks/merged-usr", "/usr/share/mmdebstrap/hooks/eatmydata"},
 		DebCache:   c.debDir(),
+		EarlyFiles: []EarlyFile{{Src: earlyFstab, Dst: "/etc/fstab"}},
 		Target:     root,
 	}); err != nil {
 		return Entry{}, fmt.Errorf("bootstrap %s: %w", b.Suite, err)
 	}
 	step("root filesystem bootstrapped", t0)
 
-	fsUUID, err := newUUID()
-	if err != nil {
-		return Entry{}, err
-	}
 	if err := configureRootfs(root, rootConfig{Hostname: b.Hostname, FSUUID: fsUUID}); err != nil {
 		return Entry{}, fmt.Errorf("configure root filesystem: %w", err)
 	}
@@ -116,7 +121,7 @@ func (c *Catalog) buildIn(ctx context.Context, b Builtin, work string) (Entry, e
 	if err != nil {
 		return Entry{}, err
 	}
-	if err := disk.InstallGrubFiles(root, "", grubCfg); err != nil {
+	if err := disk.InstallGrubFiles(root, c.grubDir, grubCfg); err != nil {
 		return Entry{}, fmt.Errorf("install GRUB files: %w", err)
 	}
 
@@ -124,6 +129,7 @@ func (c *Catalog) buildIn(ctx context.Context, b Builtin, work string) (Entry, e
 	raw := filepath.Join(work, "disk.raw")
 	d, err := disk.MakeBIOSDisk(ctx, c.tools.disk, disk.BIOSDiskSpec{
 		Path: raw, Size: c.diskSize, RootDir: root, RootFSUUID: fsUUID, RootLabel: "root",
+		GrubModuleDir: c.grubDir,
 	})
 	if err != nil {
 		return Entry{}, err

@@ -93,6 +93,7 @@ type Catalog struct {
 	tools    tools
 	compress bool
 	diskSize int64
+	grubDir  string // GRUB i386-pc files; "" means disk.DefaultGrubModuleDir
 }
 
 // Option configures Open.
@@ -221,11 +222,13 @@ func (c *Catalog) Alias(ctx context.Context, from, to string) error {
 		return fmt.Errorf("alias %s → %s: an image cannot stand in for itself", from, to)
 	}
 	return c.updateIndex(ctx, func(idx *index) error {
-		if _, ok := c.builtinFor(tu); !ok {
-			if _, err := idx.find(tu); err != nil {
-				if _, err2 := idx.resolveAlias(tu, 0); err2 != nil {
-					return fmt.Errorf("alias %s → %s: %w", from, to, err)
-				}
+		final, err := idx.resolveAlias(tu, 0)
+		if err != nil {
+			return fmt.Errorf("alias %s → %s: %w", from, to, err)
+		}
+		if _, ok := c.builtinFor(final); !ok {
+			if _, err := idx.find(final); err != nil {
+				return fmt.Errorf("alias %s → %s: %w", from, to, err)
 			}
 		}
 		a := AliasEntry{From: fu.String(), To: tu.String()}

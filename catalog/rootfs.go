@@ -20,6 +20,11 @@ type rootConfig struct {
 	FSUUID   string // the root filesystem's UUID, for fstab
 }
 
+// fstab mounts the root filesystem by UUID.
+func fstab(fsUUID string) string {
+	return "# <file system> <mount point> <type> <options> <dump> <pass>\nUUID=" + fsUUID + "\t/\text4\tdefaults,errors=remount-ro\t0\t1\n"
+}
+
 // networkdDHCP configures every Ethernet interface by DHCP: en* for
 // predictable names (virtio and Hyper-V NICs), eth* in case a kernel
 // argument turns predictable names off.
@@ -46,7 +51,7 @@ func configureRootfs(root string, cfg rootConfig) error {
 	}{
 		{"/etc/hostname", 0o644, cfg.Hostname + "\n"},
 		{"/etc/hosts", 0o644, fmt.Sprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n", cfg.Hostname)},
-		{"/etc/fstab", 0o644, fmt.Sprintf("# <file system> <mount point> <type> <options> <dump> <pass>\nUUID=%s\t/\text4\tdefaults,errors=remount-ro\t0\t1\n", cfg.FSUUID)},
+		{"/etc/fstab", 0o644, fstab(cfg.FSUUID)},
 		{"/etc/systemd/network/90-goldsmith-dhcp.network", 0o644, networkdDHCP},
 		// Empty, as in Debian's cloud images: systemd makes a new id at
 		// boot, so no two VMs of the image share one.

@@ -29,7 +29,14 @@ type BootstrapSpec struct {
 	HookDirs   []string // mmdebstrap hook directories
 	DebCache   string   // directory of .deb files shared between builds ("" for none)
 	Target     string   // directory to create
+	// EarlyFiles are copied into the tree after the essential packages and
+	// before the others: /etc/fstab must be there when the kernel package
+	// builds the initramfs, or initramfs-tools leaves fsck out of it.
+	EarlyFiles []EarlyFile
 }
+
+// EarlyFile is a host file copied to a guest path during bootstrap.
+type EarlyFile struct{ Src, Dst string }
 
 // PackageLister lists the packages installed in a root filesystem.
 type PackageLister interface {
@@ -91,6 +98,9 @@ func (m Mmdebstrap) Bootstrap(ctx context.Context, s BootstrapSpec) error {
 			`--setup-hook=mkdir -p "$1/var/cache/apt/archives" && `+linkDebs(cache, `"$1/var/cache/apt/archives"`),
 			`--customize-hook=`+linkDebs(`"$1/var/cache/apt/archives"`, cache),
 		)
+	}
+	for _, f := range s.EarlyFiles {
+		args = append(args, "--essential-hook=upload "+shellQuote(f.Src)+" "+shellQuote(f.Dst))
 	}
 	if len(s.Packages) > 0 {
 		args = append(args, "--include="+strings.Join(s.Packages, ","))
