@@ -183,6 +183,29 @@ func TestVMCommandsRebootCancel(t *testing.T) {
 		t.Fatalf("the first qemu (pid %d) still exists", pid1)
 	}
 
+	// A reboot while no command runs: the next command is refused as "not
+	// started", and SSH comes back.
+	secondBoot := c.BootID()
+	if _, _, code := run(t, v, "sudo -n systemd-run --quiet --on-active=1 systemctl reboot"); code != 0 {
+		t.Fatalf("scheduling a reboot: exit %d", code)
+	}
+	start = time.Now()
+	for st := v.Status(); st.Boot < 3; st = v.Status() {
+		select {
+		case <-st.Changed:
+		case <-time.After(2 * time.Minute):
+			t.Fatal("the scheduled reboot did not happen")
+		}
+	}
+	_, err = c.Run(context.Background(), "true", nil, nil)
+	if !errors.As(err, &rerr) || rerr.Started || rerr.Boot != 3 {
+		t.Fatalf("run after an idle reboot: %v", err)
+	}
+	waitSSH(t, v, "idle reboot → SSH")
+	if id := c.BootID(); id == secondBoot || id == firstBoot {
+		t.Fatalf("boot_id did not change: %s", id)
+	}
+
 	// Cancel during a long command: the remote process group dies.
 	cctx, ccancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer ccancel()
