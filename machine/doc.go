@@ -1,3 +1,35 @@
 // Package machine runs build environments: a QEMU virtual machine (KVM when
-// it works, TCG otherwise) and an SSH communicator to the guest.
+// a guest actually runs under it, TCG otherwise) and an SSH communicator to
+// the guest.
+//
+// A build looks like this:
+//
+//	vm, err := machine.Start(ctx, machine.Config{Disk: overlay, CacheDir: cache, Console: log})
+//	if err != nil { ... }
+//	defer vm.Close()                     // always: kills QEMU, removes the temp dir
+//	c := vm.Comm()
+//	err = c.WaitForSSH(ctx20min)
+//	code, err := c.Run(ctx, "sudo bash /tmp/script.sh", stdout, stderr)
+//	if errors.Is(err, machine.ErrRebooted) { err = c.WaitForSSH(ctx20min) } // and go on
+//	err = vm.Shutdown(ctx)               // guest power-off, QEMU exits
+//
+// Identity. Every VM gets a fresh ed25519 client key and host key; they and
+// the build user's name reach the guest through QEMU fw_cfg items that the
+// guest agent (package guestagent) installs before sshd starts. The client
+// pins the host key.
+//
+// Reboots. QEMU runs with -no-reboot, so a guest reboot ends the QEMU
+// process; its QMP SHUTDOWN event says guest-reset, and the VM starts QEMU
+// again on the same disk (through the disk's bootloader unless
+// Config.RestartBoot says otherwise) and counts the boot (Status.Boot). A
+// command whose session ends because of it returns a *RebootError with
+// Started=true; a command issued after a reboot that happened while nothing
+// ran gets Started=false. A guest power-off (guest-shutdown) stops the VM
+// (ErrPoweredOff); any other QEMU exit fails it (Status.Err).
+//
+// VM sizes. LookupSize maps Azure size names to vCPUs and memory from a
+// table of common sizes; other well-formed Azure names are derived from the
+// name and marked Approximate (see LookupSize); SizeFor caps to the host.
+//
+// External programs (qemu-system-x86_64) are started through a Runner.
 package machine

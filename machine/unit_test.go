@@ -116,3 +116,21 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+func TestRestartBootMode(t *testing.T) {
+	cfg := Config{Kernel: "/k", Initrd: "/i", Cmdline: "root=/dev/vda"}
+	v := &VM{cfg: cfg, dir: "/t", accel: AccelTCG}
+	if inv := v.invocation(true, 1, 1); inv.Kernel != "/k" || inv.Initrd != "/i" {
+		t.Fatalf("first boot: %+v", inv)
+	}
+	if inv := v.invocation(false, 1, 2); inv.Kernel != "" || inv.Initrd != "" || inv.Cmdline != "" {
+		t.Fatalf("restart from disk must not use -kernel: %+v", inv)
+	}
+	v.cfg.RestartBoot = RestartWithKernel
+	if inv := v.invocation(false, 1, 2); inv.Kernel != "/k" {
+		t.Fatalf("RestartWithKernel: %+v", inv)
+	}
+	if inv := v.invocation(false, 1, 2); !strings.HasSuffix(inv.QMPSocket, "qmp-2.sock") {
+		t.Fatalf("QMP socket per boot: %s", inv.QMPSocket)
+	}
+}

@@ -348,16 +348,7 @@ func (v *VM) launch(ctx context.Context, first bool) (*instance, error) {
 			}
 			port = p
 		}
-		inv := qemuInvocation{
-			Accel: v.accel, CPUModel: v.cfg.CPUModel, CPUs: v.cfg.CPUs, MemoryMiB: v.cfg.MemoryMiB,
-			Disk: v.cfg.Disk, DiskFormat: v.cfg.DiskFormat,
-			SSHPort: port, QMPSocket: filepath.Join(v.dir, fmt.Sprintf("qmp-%d.sock", boot)),
-			FwCfg: v.fwcfg,
-		}
-		if first || v.cfg.RestartBoot == RestartWithKernel {
-			inv.Kernel, inv.Initrd, inv.Cmdline = v.cfg.Kernel, v.cfg.Initrd, v.cfg.Cmdline
-		}
-		inst, err := v.startInstance(ctx, inv)
+		inst, err := v.startInstance(ctx, v.invocation(first, port, boot))
 		if err == nil {
 			v.mu.Lock()
 			v.port = port
@@ -370,6 +361,22 @@ func (v *VM) launch(ctx context.Context, first bool) (*instance, error) {
 		}
 	}
 	return nil, lastErr
+}
+
+// invocation is the QEMU command line of one boot: the first boot uses
+// direct kernel boot if configured, a restart after a guest reboot only with
+// RestartWithKernel.
+func (v *VM) invocation(first bool, port, boot int) qemuInvocation {
+	inv := qemuInvocation{
+		Accel: v.accel, CPUModel: v.cfg.CPUModel, CPUs: v.cfg.CPUs, MemoryMiB: v.cfg.MemoryMiB,
+		Disk: v.cfg.Disk, DiskFormat: v.cfg.DiskFormat,
+		SSHPort: port, QMPSocket: filepath.Join(v.dir, fmt.Sprintf("qmp-%d.sock", boot)),
+		FwCfg: v.fwcfg,
+	}
+	if first || v.cfg.RestartBoot == RestartWithKernel {
+		inv.Kernel, inv.Initrd, inv.Cmdline = v.cfg.Kernel, v.cfg.Initrd, v.cfg.Cmdline
+	}
+	return inv
 }
 
 var errPortBusy = errors.New("SSH forwarding port in use")
