@@ -10,7 +10,8 @@
 // commands need root must say sudo itself ("sudo apt-get install -y nginx"),
 // as AIB's documentation asks. goldsmith's build user has passwordless sudo;
 // the runner uses "sudo -n" only where it needs root itself: PowerShell with
-// runElevated or runAsSystem, and generalize (the readiness wait needs none).
+// runElevated or runAsSystem, generalize, and systemctl queries on images
+// without D-Bus (where a normal user's systemctl cannot reach systemd).
 //
 // # Downloads
 //

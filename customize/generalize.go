@@ -281,7 +281,8 @@ else
 	rm -f "/var/lib/sudo/lectured/$user"
 	echo goldsmith-customize:removing-build-user
 	if command -v userdel >/dev/null 2>&1; then
-		userdel -f -r "$user" 2>&1 | grep -v 'mail spool'
+		# -f: the user is logged in (this very session); userdel says so and goes on.
+		userdel -f -r "$user" 2>&1 | grep -v -e 'mail spool' -e 'currently used by process'
 	elif command -v deluser >/dev/null 2>&1; then
 		deluser --remove-home "$user"
 	fi

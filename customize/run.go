@@ -434,9 +434,12 @@ func (r *runner) runWrapped(ctx context.Context, command, cleanup string, out *s
 	return code, err
 }
 
-// shutdownProbe prints markerReboot when the guest is going down or has a
-// delayed shutdown scheduled ("shutdown -r +5").
+// shutdownProbe prints markerReboot and the boot_id when the guest is going
+// down or has a delayed shutdown scheduled ("shutdown -r +5"). systemctl as
+// a normal user needs D-Bus, which minimal images lack; root's systemctl
+// talks to systemd directly, hence the sudo -n fallback.
 const shutdownProbe = `gs_state=$(systemctl is-system-running 2>/dev/null); ` +
+	`case "$gs_state" in ""|offline|unknown) gs_state=$(sudo -n systemctl is-system-running 2>/dev/null) ;; esac; ` +
 	`if [ "$gs_state" = stopping ] || [ -e /run/systemd/shutdown/scheduled ]; then ` +
 	`printf '%s %s\n' ` + markerReboot + ` "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; fi; `
 

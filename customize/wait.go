@@ -9,8 +9,9 @@ import (
 )
 
 // readyScript waits (until $1 seconds have passed) for cloud-init to finish
-// and for the apt/dpkg locks to be free, printing what it waits for. It needs
-// no root: cloud-init status and /proc/locks are readable by anyone. A lock is
+// and for the apt/dpkg locks to be free, printing what it waits for.
+// cloud-init status and /proc/locks are readable by anyone; systemctl falls
+// back to sudo -n on images without D-Bus. A lock is
 // held when /proc/locks lists the lock file's inode (apt and dpkg take fcntl
 // or OFD locks). It always exits 0; running out of time is reported in words.
 const readyScript = `limit=$1
@@ -19,6 +20,7 @@ last=
 while :; do
 	busy=
 	boot=$(systemctl is-system-running 2>/dev/null)
+	case "$boot" in ""|offline|unknown) boot=$(sudo -n systemctl is-system-running 2>/dev/null) ;; esac
 	case "$boot" in initializing|starting) booting=1 ;; *) booting= ;; esac
 	if command -v cloud-init >/dev/null 2>&1; then
 		ci=$(cloud-init status 2>/dev/null | sed -n 's/^status: *//p' | head -n 1)
@@ -27,7 +29,8 @@ while :; do
 		"not run"|"not started") [ -n "$booting" ] && busy="cloud-init (not started yet)" ;;
 		esac
 	fi
-	if systemctl is-active --quiet apt-daily.service apt-daily-upgrade.service 2>/dev/null; then
+	if systemctl is-active --quiet apt-daily.service apt-daily-upgrade.service 2>/dev/null ||
+		sudo -n systemctl is-active --quiet apt-daily.service apt-daily-upgrade.service 2>/dev/null; then
 		busy="$busy${busy:+, }apt-daily"
 	fi
 	for f in /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock; do
