@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/goldsmith-dev/goldsmith/arm"
+	"github.com/goldsmith-dev/goldsmith/queue"
+	"github.com/goldsmith-dev/goldsmith/resource"
+	"github.com/goldsmith-dev/goldsmith/store"
+)
+
+type serveFlags struct {
+	listen      string
+	dataDir     string
+	workers     int
+	tlsCert     string
+	tlsKey      string
+	selfSigned  bool
+	config      string
+	logLevel    string
+	standInTime time.Duration
+}
+
+// serveConfig is the optional config file (default DATA_DIR/config.json).
+type serveConfig struct {
+	// Tokens are accepted bearer tokens (GOLDSMITH_TOKEN adds more).
+	Tokens []string `json:"tokens"`
+}
+
+func newServeCommand() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the AIB-compatible ARM API and run builds",
+		Long: `Serve answers Azure VM Image Builder's ARM REST API (imageTemplates at every
+api-version, with resource groups, Microsoft.Compute images, galleries, image
+definitions and versions, and user-assigned identities around them), keeps its
+state in SQLite under --data-dir and runs builds with --workers in-process
+workers. Official Azure SDKs and the az CLI work against it when pointed at
+its URL.
+
+Every request needs "Authorization: Bearer TOKEN". Accepted tokens come from
+GOLDSMITH_TOKEN (comma separated) and the config file's "tokens"; when none is
+configured, one is generated at first start, printed, and kept in
+DATA_DIR/token.
+
+After a crash (even kill -9) the next start reports runs that were in
+progress as Failed with a message saying they were interrupted, stops the
+processes they left and removes their scratch files.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to listen on")
+	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "directory for state, staging groups, logs and artifacts")
+	fl.IntVar(&f.workers, "workers", 1, "builds run at the same time")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
+	fl.BoolVar(&f.selfSigned, "tls-self-signed", false, "serve HTTPS with a self-signed certificate kept in DATA_DIR/tls (for local use)")
+	fl.StringVar(&f.config, "config", "", "config file (default DATA_DIR/config.json)")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.DurationVar(&f.standInTime, "stand-in-build-time", 5*time.Second, "how long the stand-in build executor takes (until the build engine is wired in)")
+	return cmd
+}
+
+// buildExecutor is what runs builds. The build engine (package build) is
+// adapted to resource.Executor here; until then runs use the stand-in.
+func buildExecutor(f serveFlags, log *slog.Logger) resource.Executor {
+	log.Warn("the build engine is not wired into serve yet: runs use the stand-in executor, which writes small placeholder disks")
+	return resource.StandInExecutor{Duration: f.standInTime}
+}
+
+func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return usageError("--log-level: %v", err)
+	}
+	if f.workers < 1 {
+		return usageError("--workers must be at least 1")
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return usageError("--tls-cert and --tls-key go together")
+	}
+	if f.selfSigned && f.tlsCert != "" {
+		return usageError("--tls-self-signed and --tls-cert exclude each other")
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	dir, err := filepath.Abs(f.dataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	unlock, err := lockDataDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	tokens, err := serveTokens(dir, f.config, stdout)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, filepath.Join(dir, "goldsmith.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	// The data directory is locked: jobs left running belong to a dead server.
+	q, err := queue.New(ctx, st, queue.Options{Workers: f.workers, Exclusive: true, Logger: log.With("component", "queue")})
+	if err != nil {
+		return err
+	}
+	svc, err := resource.New(resource.Options{Store: st, Queue: q, Executor: buildExecutor(f, log), DataDir: dir, Logger: log.With("component", "resource")})
+	if err != nil {
+		return err
+	}
+	if err := svc.Sweep(ctx); err != nil {
+		return err
+	}
+	api, err := arm.New(arm.Options{Service: svc, Tokens: tokens, Logger: log.With("component", "api")})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", f.listen, err)
+	}
+	scheme := "http"
+	if f.selfSigned {
+		if f.tlsCert, f.tlsKey, err = selfSignedCert(filepath.Join(dir, "tls"), stdout); err != nil {
+			return err
+		}
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	if f.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("load TLS certificate: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+		scheme = "https"
+	}
+
+	qctx, stopQueue := context.WithCancel(context.WithoutCancel(ctx))
+	queueDone := make(chan error, 1)
+	go func() { queueDone <- q.Run(qctx) }()
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "goldsmith serving %s://%s (data %s, %d workers)\n", scheme, ln.Addr(), dir, f.workers)
+
+	select {
+	case <-ctx.Done():
+	case err = <-serveDone:
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	stopQueue() // running builds stop; they are reported as interrupted
+	if qerr := <-queueDone; qerr != nil && err == nil {
+		err = qerr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// lockDataDir takes the data directory for this process: SQLite and the
+// queue's crash recovery assume one server per directory.
+func lockDataDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another goldsmith serve is using %s (%v)", dir, err)
+	}
+	_ = f.Truncate(0)
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+// serveTokens gathers the accepted tokens: GOLDSMITH_TOKEN, the config file,
+// else the generated DATA_DIR/token (made and printed at first start).
+func serveTokens(dir, configPath string, out io.Writer) ([]string, error) {
+	var tokens []string
+	for _, t := range strings.Split(os.Getenv("GOLDSMITH_TOKEN"), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			tokens = append(tokens, t)
+		}
+	}
+	explicit := configPath != ""
+	if configPath == "" {
+		configPath = filepath.Join(dir, "config.json")
+	}
+	data, err := os.ReadFile(configPath)
+	switch {
+	case err == nil:
+		var c serveConfig
+		if err := json.Unmarshal(data, &c); err != nil {
+			return nil, fmt.Errorf("read config %s: %w", configPath, err)
+		}
+		for _, t := range c.Tokens {
+			if t = strings.TrimSpace(t); t != "" {
+				tokens = append(tokens, t)
+			}
+		}
+	case !os.IsNotExist(err) || explicit:
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if len(tokens) > 0 {
+		return tokens, nil
+	}
+	tokenFile := filepath.Join(dir, "token")
+	if data, err := os.ReadFile(tokenFile); err == nil && strings.TrimSpace(string(data)) != "" {
+		fmt.Fprintf(out, "Using the API token in %s\n", tokenFile)
+		return []string{strings.TrimSpace(string(data))}, nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	tok := hex.EncodeToString(b)
+	if err := os.WriteFile(tokenFile, []byte(tok+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("save the generated token: %w", err)
+	}
+	fmt.Fprintf(out, "Generated an API token (kept in %s):\n\n    export GOLDSMITH_TOKEN=%s\n\n", tokenFile, tok)
+	return []string{tok}, nil
+}
+
+// selfSignedCert returns (making at first use) a self-signed certificate
+// for localhost and 127.0.0.1, and prints its fingerprint.
+func selfSignedCert(dir string, out io.Writer) (certFile, keyFile string, err error) {
+	certFile, keyFile = filepath.Join(dir, "self-signed.crt"), filepath.Join(dir, "self-signed.key")
+	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", "", err
+		}
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return "", "", err
+		}
+		serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+		host, _ := os.Hostname()
+		tmpl := &x509.Certificate{
+			SerialNumber: serial,
+			Subject:      pkix.Name{CommonName: "goldsmith (self-signed)"},
+			NotBefore:    time.Now().Add(-time.Hour),
+			NotAfter:     time.Now().AddDate(2, 0, 0),
+			KeyUsage:     x509.KeyUsageDigitalSignature,
+			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+			DNSNames:     []string{"localhost", host},
+			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			return "", "", err
+		}
+		kder, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			return "", "", err
+		}
+		if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+			return "", "", err
+		}
+		if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+			return "", "", err
+		}
+	}
+	pemData, err := os.ReadFile(certFile)
+	if err != nil {
+		return "", "", err
+	}
+	if blk, _ := pem.Decode(pemData); blk != nil {
+		sum := sha256.Sum256(blk.Bytes)
+		fmt.Fprintf(out, "TLS: self-signed certificate %s, SHA-256 fingerprint %s\n", certFile, hex.EncodeToString(sum[:]))
+	}
+	return certFile, keyFile, nil
+}
