@@ -1,0 +1,404 @@
+package build
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/goldsmith-dev/goldsmith/customize"
+	"github.com/goldsmith-dev/goldsmith/disk"
+	"github.com/goldsmith-dev/goldsmith/machine"
+	"github.com/goldsmith-dev/goldsmith/template"
+)
+
+// BuildUser is the temporary user customizers run as, named as in AIB's
+// build VMs so scripts that refer to it keep working.
+const BuildUser = "packer"
+
+// bootTimeout bounds the first boot to SSH; powerOffTimeout the power-off
+// after generalize.
+const (
+	bootTimeout     = 10 * time.Minute
+	powerOffTimeout = 3 * time.Minute
+)
+
+func isCanceled(err error) bool { return errors.Is(err, ErrCanceled) }
+
+// phaseClock times phases for the manifest.
+func (r *run) enter(p Phase, msg string) func() {
+	r.setPhase(p, msg)
+	start := time.Now()
+	return func() { r.manifest.phase(p, time.Since(start)) }
+}
+
+// resolveSource finds the base image in the catalog.
+type resolveSource struct{}
+
+func (*resolveSource) Name() string { return "resolve source" }
+func (*resolveSource) Cleanup(*run) {}
+func (*resolveSource) Run(ctx context.Context, r *run) error {
+	r.setPhase(PhaseBuilding, "resolving the source image")
+	src := r.tmpl.Properties.Source
+	base, err := r.b.Images.Resolve(ctx, src)
+	if err != nil {
+		return err
+	}
+	r.base = base
+	r.manifest.Source.URN = base.URN
+	r.manifest.Source.SHA256 = base.DiskSHA256
+	r.manifest.Source.SubstituteFor = base.SubstituteFor
+	if i := strings.LastIndex(base.URN, ":"); i >= 0 {
+		r.manifest.Source.ExactVersion = base.URN[i+1:]
+	}
+	msg := fmt.Sprintf("source %s", base.URN)
+	if base.SubstituteFor != "" {
+		msg += fmt.Sprintf(" (a local substitute for %s)", base.SubstituteFor)
+	}
+	r.logf("%s, disk sha256 %s", msg, base.DiskSHA256)
+	return nil
+}
+
+// fetchArtifacts downloads and verifies every script and file before the VM
+// starts, as AIB does at submission: a bad checksum costs no build time and
+// nothing runs in the guest.
+type fetchArtifacts struct{}
+
+func (*fetchArtifacts) Name() string { return "download scripts and files" }
+func (*fetchArtifacts) Cleanup(*run) {}
+func (*fetchArtifacts) Run(ctx context.Context, r *run) error {
+	all := append([]template.Customizer{}, r.tmpl.Properties.Customize...)
+	if v := r.tmpl.Properties.Validate; v != nil {
+		all = append(all, v.InVMValidations...)
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	r.logf("downloading and verifying the scripts and files of %d customizers and validators", len(all))
+	return r.b.Fetcher.Prefetch(ctx, all)
+}
+
+// prepareDisk makes the copy-on-write overlay the build VM writes to.
+type prepareDisk struct{}
+
+func (*prepareDisk) Name() string { return "prepare the build disk" }
+func (*prepareDisk) Run(ctx context.Context, r *run) error {
+	if err := os.MkdirAll(r.req.WorkDir, 0o755); err != nil {
+		return err
+	}
+	r.overlay = filepath.Join(r.req.WorkDir, "build-disk.qcow2")
+	size := int64(r.tmpl.Properties.VMProfile.OSDiskSizeGB) << 30
+	if size > 0 && size < r.base.VirtualSize {
+		return fmt.Errorf("osDiskSizeGB %d is smaller than the source image (%d GiB); disks can only grow",
+			r.tmpl.Properties.VMProfile.OSDiskSizeGB, (r.base.VirtualSize+(1<<30)-1)>>30)
+	}
+	if size <= r.base.VirtualSize {
+		size = 0
+	}
+	if err := r.b.Disks.CreateOverlay(ctx, r.overlay, r.base.Disk, r.base.DiskFormat, size); err != nil {
+		return fmt.Errorf("create overlay: %w", err)
+	}
+	if size > 0 {
+		r.logf("build disk grown to %d GiB (osDiskSizeGB)", size>>30)
+	}
+	return nil
+}
+
+// Cleanup removes the work dir: the overlay and everything derived from it.
+func (*prepareDisk) Cleanup(r *run) {
+	if err := os.RemoveAll(r.req.WorkDir); err != nil {
+		r.logger.Warn("remove work dir", "dir", r.req.WorkDir, "err", err)
+	}
+}
+
+// bootVM starts the build VM and waits for SSH.
+type bootVM struct{}
+
+func (*bootVM) Name() string { return "boot the build VM" }
+func (*bootVM) Run(ctx context.Context, r *run) error {
+	host, err := machine.HostResources()
+	if err != nil {
+		return err
+	}
+	vmSize := r.tmpl.Properties.VMProfile.EffectiveVMSize()
+	size, err := machine.SizeFor(vmSize, host)
+	if err != nil {
+		return fmt.Errorf("vmSize: %w", err)
+	}
+	console := r.log.fileOnly("[console] ")
+	if r.req.LiveConsole {
+		console = r.log.prefixed("[console] ")
+	}
+	cfg := machine.Config{
+		Disk: r.overlay, DiskFormat: "qcow2",
+		Kernel: r.base.Kernel, Initrd: r.base.Initrd, Cmdline: r.base.Cmdline,
+		CPUs: size.CPUs, MemoryMiB: size.MemoryMiB,
+		Accel: r.b.Accel, CacheDir: r.b.CacheDir,
+		Console: console, User: BuildUser, Logger: r.logger,
+	}
+	start := time.Now()
+	vm, err := r.b.StartVM(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("start the build VM: %w", err)
+	}
+	r.vm = vm
+	r.manifest.Accel = string(vm.Accel())
+	r.logf("build VM started (%s, %d vCPUs, %d MiB for %s, %s); waiting for SSH", vm.Accel(), size.CPUs, size.MemoryMiB, vmSize, vm.SSHAddr())
+	wctx, cancel := context.WithTimeout(ctx, bootTimeout)
+	defer cancel()
+	if err := vm.Comm().WaitForSSH(wctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("the build VM did not answer SSH within %s: %w; last console lines:\n%s", bootTimeout, err, lastLines(vm.ConsoleTail(), 15))
+	}
+	r.logf("SSH is up after %s", time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
+
+func (*bootVM) Cleanup(r *run) {
+	if r.vm == nil {
+		return
+	}
+	if err := r.vm.Close(); err != nil {
+		r.logger.Warn("close VM", "err", err)
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// growDisk grows the root partition and filesystem into a disk enlarged by
+// osDiskSizeGB, online, from inside the guest.
+type growDisk struct{}
+
+func (*growDisk) Name() string { return "grow the root filesystem" }
+func (*growDisk) Cleanup(*run) {}
+func (*growDisk) Run(ctx context.Context, r *run) error {
+	if int64(r.tmpl.Properties.VMProfile.OSDiskSizeGB)<<30 <= r.base.VirtualSize {
+		return nil
+	}
+	out := r.log.prefixed("[grow-disk] ")
+	defer out.Flush()
+	code, err := r.vm.Comm().Run(ctx, growScript, out, out)
+	if err != nil {
+		return fmt.Errorf("grow the root filesystem: %w", err)
+	}
+	if code != 0 {
+		return fmt.Errorf("grow the root filesystem: exit code %d (see the log)", code)
+	}
+	return nil
+}
+
+// growScript finds the root filesystem's partition and grows it and the
+// filesystem to the end of the disk.
+const growScript = `set -eu
+root=$(findmnt -n -o SOURCE /)
+disk=/dev/$(lsblk -n -o PKNAME "$root" | head -n1)
+part=$(cat /sys/class/block/$(basename "$root")/partition)
+echo "growing partition $part of $disk ($root)"
+echo ", +" | sudo sfdisk --no-reread --no-tell-kernel -N "$part" "$disk"
+sudo partx -u "$disk"
+sudo resize2fs "$root"
+df -h /`
+
+// customizeStep runs the template's customizers.
+type customizeStep struct{}
+
+func (*customizeStep) Name() string { return "customize" }
+func (*customizeStep) Cleanup(*run) {}
+func (*customizeStep) Run(ctx context.Context, r *run) error {
+	cs := r.tmpl.Properties.Customize
+	done := r.enter(PhaseCustomizing, fmt.Sprintf("%d customizers", len(cs)))
+	defer done()
+	steps, err := customize.Run(ctx, newVMGuest(r.vm), cs, r.customizeOptions())
+	r.manifest.Steps = manifestSteps(steps)
+	if err != nil {
+		return r.maybeAbort(ctx, "onCustomizerError", err)
+	}
+	return nil
+}
+
+func (r *run) customizeOptions() customize.Options {
+	return customize.Options{
+		Log:           r.log,
+		Fetcher:       r.b.Fetcher,
+		ReadyTimeout:  r.b.ReadyTimeout,
+		RebootTimeout: r.b.RebootTimeout,
+		Progress: func(s customize.Step) {
+			r.mu.Lock()
+			cur := s
+			r.current = &cur
+			phase := r.phase
+			r.mu.Unlock()
+			r.report(Progress{Phase: phase, Step: s.Index, Steps: s.Total, StepName: s.Name, StepType: s.Type,
+				Message: stepMessage(s)})
+		},
+	}
+}
+
+func stepMessage(s customize.Step) string {
+	switch {
+	case !s.Done:
+		return fmt.Sprintf("%s %d/%d %q (%s)", s.Phase, s.Index, s.Total, s.Name, s.Type)
+	case s.Err != nil:
+		return s.Err.Error()
+	}
+	return fmt.Sprintf("%s %d/%d %q done in %s", s.Phase, s.Index, s.Total, s.Name, s.Duration().Round(100*time.Millisecond))
+}
+
+// maybeAbort keeps the build VM for inspection when errorHandling says so.
+func (r *run) maybeAbort(ctx context.Context, field string, err error) error {
+	eh := r.tmpl.Properties.ErrorHandling
+	abort := eh != nil && ((field == "onCustomizerError" && eh.OnCustomizerError == "abort") ||
+		(field == "onValidationError" && eh.OnValidationError == "abort"))
+	if !abort || r.req.OnAbort == nil || ctx.Err() != nil {
+		return err
+	}
+	key, kerr := r.vm.ClientKeyFile(r.req.WorkDir)
+	if kerr != nil {
+		r.logf("errorHandling.%s is abort, but the VM's key could not be saved: %v", field, kerr)
+		return err
+	}
+	host, port := splitHostPort(r.vm.SSHAddr())
+	a := Abort{
+		KeyFile: key, Reason: err,
+		SSHCommand: fmt.Sprintf("ssh -i %s -p %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null %s@%s", key, port, BuildUser, host),
+	}
+	r.logf("errorHandling.%s is abort: the build VM is kept running for inspection: %s", field, a.SSHCommand)
+	r.req.OnAbort(ctx, a)
+	return err
+}
+
+func splitHostPort(addr string) (string, string) {
+	i := strings.LastIndex(addr, ":")
+	if i < 0 {
+		return addr, "22"
+	}
+	return addr[:i], addr[i+1:]
+}
+
+// validateStep runs validate.inVMValidations.
+type validateStep struct{}
+
+func (*validateStep) Name() string { return "validate" }
+func (*validateStep) Cleanup(*run) {}
+func (*validateStep) Run(ctx context.Context, r *run) error {
+	v := r.tmpl.Properties.Validate
+	if v == nil || len(v.InVMValidations) == 0 {
+		return nil
+	}
+	done := r.enter(PhaseValidating, fmt.Sprintf("%d validators", len(v.InVMValidations)))
+	defer done()
+	steps, err := customize.Validate(ctx, newVMGuest(r.vm), v.InVMValidations, r.customizeOptions())
+	r.manifest.Validators = manifestSteps(steps)
+	if err == nil {
+		return nil
+	}
+	if v.ContinueDistributeOnFailure && ctx.Err() == nil {
+		r.logf("validation failed, and continueDistributeOnFailure is set: distributing anyway: %v", err)
+		r.manifest.Message = "validation failed: " + err.Error()
+		return nil
+	}
+	return r.maybeAbort(ctx, "onValidationError", err)
+}
+
+// packageList records the result's installed packages before the build
+// user's tools are gone.
+type packageList struct{}
+
+func (*packageList) Name() string { return "list installed packages" }
+func (*packageList) Cleanup(*run) {}
+func (*packageList) Run(ctx context.Context, r *run) error {
+	var out bytes.Buffer
+	code, err := r.vm.Comm().Run(ctx, `command -v dpkg-query >/dev/null && dpkg-query -W -f='${Package}\t${Version}\n' || true`, &out, nil)
+	if err != nil || code != 0 {
+		r.logf("could not list installed packages (exit %d): %v", code, err)
+		return nil
+	}
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		name, version, ok := strings.Cut(sc.Text(), "\t")
+		if ok {
+			r.manifest.Packages = append(r.manifest.Packages, ManifestPackage{Name: name, Version: version})
+		}
+	}
+	r.logf("%d packages installed", len(r.manifest.Packages))
+	return nil
+}
+
+// generalize deprovisions the guest and powers it off.
+type generalize struct{}
+
+func (*generalize) Name() string { return "generalize" }
+func (*generalize) Cleanup(*run) {}
+func (*generalize) Run(ctx context.Context, r *run) error {
+	done := r.enter(PhaseGeneralizing, "deprovisioning and powering off")
+	defer done()
+	res, err := customize.Generalize(ctx, newVMGuest(r.vm), BuildUser, r.customizeOptions())
+	if err != nil {
+		return err
+	}
+	r.manifest.Generalize = string(res.Method)
+	sctx, cancel := context.WithTimeout(ctx, powerOffTimeout)
+	defer cancel()
+	if err := r.vm.Shutdown(sctx); err != nil {
+		return fmt.Errorf("power off: %w", err)
+	}
+	r.logf("the build VM is powered off")
+	return nil
+}
+
+// distribute writes one artifact per distribute target.
+type distribute struct{}
+
+func (*distribute) Name() string { return "distribute" }
+func (*distribute) Cleanup(*run) {}
+func (*distribute) Run(ctx context.Context, r *run) error {
+	done := r.enter(PhaseDistributing, fmt.Sprintf("%d targets", len(r.tmpl.Properties.Distribute)))
+	defer done()
+	for _, d := range r.tmpl.Properties.Distribute {
+		out, err := r.writeOutput(ctx, d)
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", d.Type, d.RunOutputName, err)
+		}
+		r.outputs = append(r.outputs, out)
+		r.logf("%s %q: %s (%s, %d bytes, sha256 %s)", d.Type, d.RunOutputName, out.Path, out.Format, out.Size, out.SHA256)
+	}
+	return nil
+}
+
+func (r *run) writeOutput(ctx context.Context, d template.Distributor) (Output, error) {
+	format := r.req.ManagedFormat
+	ext := map[string]string{"qcow2": ".qcow2", "raw": ".raw", "vhd": ".vhd"}
+	opt := disk.ConvertOptions{Format: format}
+	if d.Type == template.DistributeVHD {
+		format = "vhd"
+		opt.Format = disk.FormatVHD
+	}
+	path := filepath.Join(r.req.OutputDir, d.RunOutputName+ext[format])
+	if err := r.b.Disks.Convert(ctx, r.overlay, "qcow2", path, opt); err != nil {
+		os.Remove(path)
+		return Output{}, err
+	}
+	if format == "vhd" {
+		if _, err := disk.CheckFixedVHD(path); err != nil {
+			return Output{}, fmt.Errorf("check VHD: %w", err)
+		}
+	}
+	sum, size, err := disk.SHA256File(ctx, path)
+	if err != nil {
+		return Output{}, err
+	}
+	return Output{RunOutputName: d.RunOutputName, Type: d.Type, Path: path, Format: format, SHA256: sum, Size: size}, nil
+}

@@ -1,0 +1,79 @@
+// Package source resolves an image template's source to a bootable disk:
+// PlatformImage from the catalog (with aliases for Marketplace URNs that
+// have no local image); ManagedImage and SharedImageVersion sources read the
+// distribution stores.
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/goldsmith-dev/goldsmith/catalog"
+	"github.com/goldsmith-dev/goldsmith/template"
+)
+
+// Image is a bootable disk a build starts from.
+type Image struct {
+	URN           string // publisher:offer:sku:version as resolved (exact version)
+	SubstituteFor string // the URN the template asked for, when an alias stood in
+	Disk          string // path to the cached disk, never written to
+	DiskFormat    string // qcow2 or raw
+	DiskSHA256    string
+	VirtualSize   int64
+	// Optional direct kernel boot, faster than firmware and GRUB.
+	Kernel, Initrd, Cmdline string
+	OSType                  template.OSType
+}
+
+// Platform resolves PlatformImage sources.
+type Platform interface {
+	Resolve(ctx context.Context, urn string) (catalog.Entry, error)
+}
+
+// Resolver resolves every source type goldsmith supports.
+type Resolver struct {
+	Platform Platform
+}
+
+// ErrUnsupported marks a source type goldsmith cannot build from yet.
+var ErrUnsupported = errors.New("not supported yet")
+
+// Resolve returns the image to build from. "latest" is resolved now, when
+// the run starts, as AIB does.
+func (r Resolver) Resolve(ctx context.Context, src template.Source) (Image, error) {
+	switch src.Type {
+	case template.SourcePlatformImage:
+		urn := src.URN()
+		e, err := r.Platform.Resolve(ctx, urn)
+		if err != nil {
+			if errors.Is(err, catalog.ErrNotFound) {
+				return Image{}, fmt.Errorf("PlatformImage %s is not in the catalog: build a built-in (goldsmith catalog ls), import an image (goldsmith catalog import), or alias this URN to one (goldsmith catalog alias %s Debian:debian-12:12): %w", urn, urn, err)
+			}
+			return Image{}, fmt.Errorf("PlatformImage %s: %w", urn, err)
+		}
+		return fromEntry(e), nil
+	case template.SourceManagedImage, template.SourceSharedImageVersion:
+		return Image{}, fmt.Errorf("%s sources: %w (they read the managed image and gallery stores, which arrive with distribution)", src.Type, ErrUnsupported)
+	case template.SourceISO:
+		return Image{}, fmt.Errorf("ISO sources: %w (AIB retired them in 2020)", ErrUnsupported)
+	}
+	return Image{}, fmt.Errorf("source type %q: %w", src.Type, ErrUnsupported)
+}
+
+func fromEntry(e catalog.Entry) Image {
+	os := template.OSUnknown
+	switch strings.ToLower(e.OSType) {
+	case "linux":
+		os = template.OSLinux
+	case "windows":
+		os = template.OSWindows
+	}
+	return Image{
+		URN: e.URN, SubstituteFor: e.SubstituteFor,
+		Disk: e.DiskPath, DiskFormat: e.DiskFormat, DiskSHA256: e.DiskSHA256, VirtualSize: e.VirtualSize,
+		Kernel: e.KernelPath, Initrd: e.InitrdPath, Cmdline: e.Cmdline,
+		OSType: os,
+	}
+}
