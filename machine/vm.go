@@ -568,9 +568,13 @@ func (v *VM) Shutdown(ctx context.Context) error {
 		return errors.New("machine: shutdown: VM is closed")
 	}
 	start := time.Now()
+	// Both ways, always: after generalize the build user (and its sudo) may
+	// be gone while its SSH session still works, so the SSH request can fail
+	// silently; the ACPI power button reaches systemd-logind regardless.
 	if v.comm.requestPoweroff(ctx) {
 		v.log.Info("asked the guest to power off over SSH")
-	} else if inst != nil && inst.alive() {
+	}
+	if inst != nil && inst.alive() {
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := inst.qmp.execute(qctx, "system_powerdown", nil)
 		cancel()
