@@ -440,7 +440,10 @@ func (r *runner) runWrapped(ctx context.Context, command, cleanup string, out *s
 // talks to systemd directly, hence the sudo -n fallback.
 const shutdownProbe = `gs_state=$(systemctl is-system-running 2>/dev/null); ` +
 	`case "$gs_state" in ""|offline|unknown) gs_state=$(sudo -n systemctl is-system-running 2>/dev/null) ;; esac; ` +
-	`if [ "$gs_state" = stopping ] || [ -e /run/systemd/shutdown/scheduled ]; then ` +
+	`if [ "$gs_state" = stopping ] || [ -e /run/systemd/shutdown/scheduled ] || ` +
+	// Right after "shutdown -r now" systemd can still say "running" while
+	// the reboot job waits in the queue.
+	`systemctl list-jobs --no-legend 2>/dev/null | grep -qE '(reboot|poweroff|halt|kexec)\.target'; then ` +
 	`printf '%s %s\n' ` + markerReboot + ` "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; fi; `
 
 func (r *runner) uniquePath(index int, ext string) string {
