@@ -74,8 +74,11 @@ func (c *Catalog) buildIn(ctx context.Context, b Builtin, work string) (Entry, e
 	if err != nil {
 		return Entry{}, err
 	}
-	earlyFstab := filepath.Join(work, "fstab")
-	if err := os.WriteFile(earlyFstab, []byte(fstab(fsUUID)), 0o644); err != nil {
+	// initramfs-tools finds the root filesystem's type by probing the
+	// build host's device for it, finds nothing, and leaves fsck out of the
+	// initramfs; naming the type fixes that, now and at kernel upgrades.
+	initramfsConf := filepath.Join(work, "initramfs-fstype.conf")
+	if err := os.WriteFile(initramfsConf, []byte("# Written by goldsmith: the root filesystem's type, for the fsck hook.\nFSTYPE=ext4\n"), 0o644); err != nil {
 		return Entry{}, err
 	}
 	t0 := time.Now()
@@ -87,7 +90,7 @@ func (c *Catalog) buildIn(ctx context.Context, b Builtin, work string) (Entry, e
 		AptOptions: []string{`Acquire::Check-Valid-Until "false"`},
 		HookDirs:   []string{"/usr/share/mmdebstrap/hooks/merged-usr", "/usr/share/mmdebstrap/hooks/eatmydata"},
 		DebCache:   c.debDir(),
-		EarlyFiles: []EarlyFile{{Src: earlyFstab, Dst: "/etc/fstab"}},
+		EarlyFiles: []EarlyFile{{Src: initramfsConf, Dst: "/etc/initramfs-tools/conf.d/goldsmith-fstype.conf"}},
 		Target:     root,
 	}); err != nil {
 		return Entry{}, fmt.Errorf("bootstrap %s: %w", b.Suite, err)
@@ -135,9 +138,10 @@ func (c *Catalog) buildIn(ctx context.Context, b Builtin, work string) (Entry, e
 		return Entry{}, err
 	}
 	step("disk written", t0)
-	if err := removeWorkDir(root); err != nil { // free the space early
-		return Entry{}, err
-	}
+	// The tree is in the disk now: remove it while qemu-img converts.
+	removed := make(chan error, 1)
+	go func() { removed <- removeWorkDir(root) }()
+	defer func() { <-removed }() // before build removes the work directory
 
 	t0 = time.Now()
 	qcow := filepath.Join(work, "disk.qcow2")

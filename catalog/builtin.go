@@ -48,7 +48,7 @@ func (b Builtin) Sources() []string {
 
 // recipeRevision changes whenever the build steps in this package change
 // in a way that changes the image (rootfs configuration, boot setup).
-const recipeRevision = "4"
+const recipeRevision = "5"
 
 // RecipeDigest identifies what the recipe would produce: the Builtin's
 // fields, the build steps' revision and the guest agent's files. A cached

@@ -422,3 +422,47 @@ func (c *Catalog) checkBlobs(e Entry) error {
 	}
 	return nil
 }
+
+// Remove deletes one exact version from the catalog, and its blobs unless
+// another entry shares them. Aliases pointing at it are left: they resolve
+// to another version or fail. A build using the image keeps its open file
+// (Unix semantics), but no new build can start from it.
+func (c *Catalog) Remove(ctx context.Context, urn string) error {
+	u, err := ParseURN(urn)
+	if err != nil {
+		return err
+	}
+	if u.IsLatest() {
+		return fmt.Errorf("remove %s: name an exact version", urn)
+	}
+	var orphans []string
+	err = c.updateIndex(ctx, func(idx *index) error {
+		i := slices.IndexFunc(idx.Entries, func(e Entry) bool {
+			return (URN{Publisher: e.Publisher, Offer: e.Offer, SKU: e.SKU}).sameImage(u) && e.Version == u.Version
+		})
+		if i < 0 {
+			return fmt.Errorf("remove %s: %w", urn, ErrNotFound)
+		}
+		gone := idx.Entries[i]
+		idx.Entries = slices.Delete(idx.Entries, i, i+1)
+		used := map[string]bool{}
+		for _, e := range idx.Entries {
+			used[e.DiskSHA256], used[e.KernelSHA256], used[e.InitrdSHA256] = true, true, true
+		}
+		for _, sum := range []string{gone.DiskSHA256, gone.KernelSHA256, gone.InitrdSHA256} {
+			if sum != "" && !used[sum] {
+				orphans = append(orphans, sum)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, sum := range orphans {
+		if err := os.Remove(c.BlobPath(sum)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", urn, err)
+		}
+	}
+	return nil
+}

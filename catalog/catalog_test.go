@@ -282,6 +282,24 @@ func TestEnsureBuildsOnce(t *testing.T) {
 	if _, err := c1.Ensure(ctx, "Canonical:UbuntuServer:18.04-LTS"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Ensure of a non-built-in: %v", err)
 	}
+
+	// Remove drops the entry and the blobs only it used.
+	if err := c1.Remove(ctx, e3.URN); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{e3.DiskPath, e3.KernelPath, e3.InitrdPath} {
+		_, err := os.Stat(p)
+		shared := p == e.DiskPath || p == e.KernelPath || p == e.InitrdPath // the fakes make identical files
+		if shared != (err == nil) {
+			t.Errorf("%s: exists=%v, shared=%v", p, err == nil, shared)
+		}
+	}
+	if err := c1.Remove(ctx, e3.URN); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second remove: %v", err)
+	}
+	if err := c1.Remove(ctx, "Debian:debian-12:12"); err == nil {
+		t.Error("remove without a version accepted")
+	}
 }
 
 // TestBuildConfiguresRootfs looks at the tree as mke2fs would get it.

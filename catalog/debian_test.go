@@ -44,6 +44,19 @@ var userspaceUp = []string{" login: ", "Reached target multi-user.target", "Reac
 // directory, then boots the disk through its own GRUB, and once more by
 // direct kernel boot, to a login prompt on ttyS0.
 func TestDebian12BuildAndBoot(t *testing.T) {
+	testBuildAndBoot(t, "Debian:debian-12:12", "12.")
+}
+
+// TestDebian11BuildAndBoot does the same for Debian 11. It costs another
+// build and two boots, so it runs only with GOLDSMITH_TEST_ALL_IMAGES=1.
+func TestDebian11BuildAndBoot(t *testing.T) {
+	if os.Getenv("GOLDSMITH_TEST_ALL_IMAGES") == "" {
+		t.Skip("set GOLDSMITH_TEST_ALL_IMAGES=1 to build and boot Debian 11 too")
+	}
+	testBuildAndBoot(t, "Debian:debian-11:11", "11.")
+}
+
+func testBuildAndBoot(t *testing.T, urn, versionPrefix string) {
 	needTools(t, "mmdebstrap", "sfdisk", "mke2fs", "grub-mkimage", "qemu-img", "dpkg-query", "qemu-system-x86_64")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -52,7 +65,7 @@ func TestDebian12BuildAndBoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Now()
-	e, err := c.Resolve(ctx, "Debian:debian-12:12:latest")
+	e, err := c.Resolve(ctx, urn+":latest")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +73,7 @@ func TestDebian12BuildAndBoot(t *testing.T) {
 	t.Logf("Resolve (build if not cached): %v → %s", first.Round(time.Millisecond), e.URN)
 
 	t0 = time.Now()
-	e2, err := c.Ensure(ctx, "Debian:debian-12:12")
+	e2, err := c.Ensure(ctx, urn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +83,7 @@ func TestDebian12BuildAndBoot(t *testing.T) {
 	}
 
 	// The entry describes what is on disk.
-	if !strings.HasPrefix(e.Version, "12.") || e.OSType != "Linux" || e.HyperVGeneration != "V1" || e.DiskFormat != disk.FormatQCOW2 {
+	if !strings.HasPrefix(e.Version, versionPrefix) || e.OSType != "Linux" || e.HyperVGeneration != "V1" || e.DiskFormat != disk.FormatQCOW2 {
 		t.Errorf("entry %+v", e)
 	}
 	sum, n, err := disk.SHA256File(ctx, e.DiskPath)
@@ -82,7 +95,7 @@ func TestDebian12BuildAndBoot(t *testing.T) {
 		t.Errorf("qemu-img info: %+v, %v", info, err)
 	}
 	t.Logf("disk: %d bytes of qcow2 for %d bytes virtual", e.DiskSize, e.VirtualSize)
-	want := map[string]bool{"linux-image-cloud-amd64": false, "openssh-server": false, "systemd-resolved": false, "sudo": false, "grub-pc-bin": false}
+	want := map[string]bool{"linux-image-cloud-amd64": false, "openssh-server": false, "sudo": false, "grub-pc-bin": false, "fdisk": false}
 	for _, p := range e.Packages {
 		if _, ok := want[p.Name]; ok {
 			want[p.Name] = true
@@ -105,6 +118,9 @@ func TestDebian12BuildAndBoot(t *testing.T) {
 		if !strings.Contains(res.Serial, "Loading /vmlinuz") {
 			t.Error("no GRUB message on the serial console: not booted through GRUB?")
 		}
+		if strings.Contains(res.Serial, "fsck not present") {
+			t.Error("the initramfs has no fsck: initramfs-tools did not know the root filesystem type")
+		}
 		t.Logf("boot through SeaBIOS and GRUB to %q: %v", res.Matched, res.Elapsed.Round(100*time.Millisecond))
 	})
 	t.Run("DirectKernel", func(t *testing.T) {
@@ -117,7 +133,7 @@ func TestDebian12BuildAndBoot(t *testing.T) {
 	})
 
 	// Nothing is left behind in the work area.
-	left, _ := filepath.Glob(filepath.Join(c.Dir(), "tmp", "*"))
+	left, _ := filepath.Glob(filepath.Join(c.Dir(), "tmp", "build-"+e.Offer+"-*"))
 	if len(left) > 0 {
 		t.Errorf("left in tmp: %v", left)
 	}

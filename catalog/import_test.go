@@ -185,3 +185,33 @@ func TestImportRealQcow2(t *testing.T) {
 	}
 	assertNoWork(t, c)
 }
+
+func TestRemove(t *testing.T) {
+	ctx := context.Background()
+	c := newTestCatalog(t, t.TempDir(), &fakes{boot: &fakeBootstrap{}})
+	a, b := writeTestImage(t, 1<<20), writeTestImage(t, 2<<20)
+	imp := func(urn string, img testImage) Entry {
+		e, err := c.Import(ctx, ImportRequest{URN: urn, Source: img.path, SHA256: img.sum})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	a1, a2, b1 := imp("L:o:s:1", a), imp("L:o:s:2", a), imp("L:o:s:3", b)
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	if err := c.Remove(ctx, "L:o:s:3"); err != nil {
+		t.Fatal(err)
+	}
+	if exists(b1.DiskPath) {
+		t.Error("blob used by no other entry was kept")
+	}
+	if err := c.Remove(ctx, "L:o:s:1"); err != nil {
+		t.Fatal(err)
+	}
+	if !exists(a2.DiskPath) || a1.DiskPath != a2.DiskPath {
+		t.Error("blob still used by L:o:s:2 was removed")
+	}
+	if e, err := c.Resolve(ctx, "L:o:s"); err != nil || e.Version != "2" {
+		t.Errorf("latest after removals: %s, %v", e.URN, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -30,8 +31,8 @@ type BootstrapSpec struct {
 	DebCache   string   // directory of .deb files shared between builds ("" for none)
 	Target     string   // directory to create
 	// EarlyFiles are copied into the tree after the essential packages and
-	// before the others: /etc/fstab must be there when the kernel package
-	// builds the initramfs, or initramfs-tools leaves fsck out of it.
+	// before the others, so that the other packages' maintainer scripts
+	// (the kernel's initramfs build) see them.
 	EarlyFiles []EarlyFile
 }
 
@@ -100,7 +101,9 @@ func (m Mmdebstrap) Bootstrap(ctx context.Context, s BootstrapSpec) error {
 		)
 	}
 	for _, f := range s.EarlyFiles {
-		args = append(args, "--essential-hook=upload "+shellQuote(f.Src)+" "+shellQuote(f.Dst))
+		args = append(args,
+			`--essential-hook=mkdir -p "$1"`+shellQuote(path.Dir(f.Dst)),
+			"--essential-hook=upload "+shellQuote(f.Src)+" "+shellQuote(f.Dst))
 	}
 	if len(s.Packages) > 0 {
 		args = append(args, "--include="+strings.Join(s.Packages, ","))

@@ -111,7 +111,7 @@ func MakeBIOSDisk(ctx context.Context, tools BIOSDiskTools, spec BIOSDiskSpec) (
 	}
 
 	core, err := tools.CoreImage.MakeCoreImage(ctx, CoreImageSpec{
-		Modules:     BIOSCoreModules,
+		Modules:     BIOSCoreModules(),
 		EarlyConfig: EarlyGrubConfig(spec.RootFSUUID),
 		Prefix:      "/boot/grub",
 		ModuleDir:   modDir,

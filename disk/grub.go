@@ -127,10 +127,12 @@ const DefaultGrubModuleDir = "/usr/lib/grub/i386-pc"
 
 // BIOSCoreModules are built into core.img: enough to find the root
 // filesystem by UUID on a GPT disk and run grub.cfg without loading more.
-var BIOSCoreModules = []string{
-	"biosdisk", "part_gpt", "part_msdos", "ext2", "search_fs_uuid", "search",
-	"normal", "configfile", "linux", "echo", "test", "serial", "terminal",
-	"gzio", "boot",
+func BIOSCoreModules() []string {
+	return []string{
+		"biosdisk", "part_gpt", "part_msdos", "ext2", "search_fs_uuid", "search",
+		"normal", "configfile", "linux", "echo", "test", "serial", "terminal",
+		"gzio", "boot",
+	}
 }
 
 // GrubMkimage runs grub-mkimage.
