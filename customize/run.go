@@ -443,7 +443,8 @@ const shutdownProbe = `gs_state=$(systemctl is-system-running 2>/dev/null); ` +
 	`if [ "$gs_state" = stopping ] || [ -e /run/systemd/shutdown/scheduled ] || ` +
 	// Right after "shutdown -r now" systemd can still say "running" while
 	// the reboot job waits in the queue.
-	`systemctl list-jobs --no-legend 2>/dev/null | grep -qE '(reboot|poweroff|halt|kexec)\.target'; then ` +
+	`{ systemctl list-jobs --no-legend 2>/dev/null || sudo -n systemctl list-jobs --no-legend 2>/dev/null; } | ` +
+	`grep -qE '(reboot|poweroff|halt|kexec)\.target'; then ` +
 	`printf '%s %s\n' ` + markerReboot + ` "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; fi; `
 
 func (r *runner) uniquePath(index int, ext string) string {
