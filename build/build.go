@@ -100,6 +100,9 @@ type Request struct {
 	LiveConsole bool
 	// Progress is called on every phase and step change.
 	Progress func(Progress)
+	// Timeout overrides the template's buildTimeoutInMinutes when positive
+	// (tests use seconds).
+	Timeout time.Duration
 	// OnAbort is called when errorHandling says abort and a customizer or
 	// validator failed: the build VM is kept running and OnAbort says how
 	// to reach it; the run's cleanup waits until OnAbort returns.
@@ -181,6 +184,9 @@ func (b *Builder) Run(ctx context.Context, req Request) (*Result, error) {
 		manifest: newManifest(req.Template),
 	}
 	timeout := time.Duration(req.Template.Properties.EffectiveTimeoutMinutes()) * time.Minute
+	if req.Timeout > 0 {
+		timeout = req.Timeout
+	}
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errTimeout)
 	defer cancel()
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 )
 
 // step is one typed stage of a run. Run does the work; Cleanup undoes what
@@ -54,7 +55,7 @@ var (
 func (r *run) interrupted(ctx context.Context, stepName string) error {
 	where := r.where(stepName)
 	if errors.Is(context.Cause(ctx), errTimeout) {
-		return fmt.Errorf("%w after %d minutes (buildTimeoutInMinutes) while %s", ErrTimeout, r.tmpl.Properties.EffectiveTimeoutMinutes(), where)
+		return fmt.Errorf("%w after %s (buildTimeoutInMinutes %d) while %s", ErrTimeout, time.Since(r.start).Round(time.Second), r.tmpl.Properties.BuildTimeoutInMinutes, where)
 	}
 	return fmt.Errorf("%w while %s", ErrCanceled, where)
 }
