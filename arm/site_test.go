@@ -63,6 +63,11 @@ func openSite(ctx context.Context, o siteOptions) (*site, http.Handler, func(), 
 		st.Close()
 		return nil, nil, nil, err
 	}
+	// Recover before answering: a run a dead server left must read as interrupted.
+	if err := q.Recover(ctx, true); err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
 	if err := svc.Sweep(ctx); err != nil {
 		st.Close()
 		return nil, nil, nil, err

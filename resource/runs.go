@@ -346,10 +346,10 @@ func (h runHandler) work(ctx context.Context, job queue.Job) error {
 		phaseMu.Lock()
 		phase = ph
 		phaseMu.Unlock()
-		logf(log, "==> %s: %s", ph, detail)
 		if err := s.setPhase(context.WithoutCancel(ctx), r.ID, ph); err != nil {
 			s.log.Warn("record run phase", "run", r.ID, "err", err)
 		}
+		logf(log, "==> %s: %s", ph, detail)
 	}
 	req := RunRequest{RunID: r.RunID, TemplateID: t.ID, Template: t.Template, Files: files, WorkDir: workDir}
 	res, execErr := s.exec.Execute(bctx, req, log, progress)

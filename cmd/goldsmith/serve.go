@@ -142,6 +142,11 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	if err != nil {
 		return err
 	}
+	// Before answering anything: runs a killed server left are reported as
+	// interrupted, their processes stopped and their scratch files removed.
+	if err := q.Recover(ctx, true); err != nil {
+		return err
+	}
 	if err := svc.Sweep(ctx); err != nil {
 		return err
 	}
