@@ -88,7 +88,7 @@ func (c *Catalog) buildIn(ctx context.Context, b Builtin, work string) (Entry, e
 		Sources:    b.Sources(),
 		Packages:   b.Packages,
 		AptOptions: []string{`Acquire::Check-Valid-Until "false"`},
-		HookDirs:   []string{"/usr/share/mmdebstrap/hooks/merged-usr", "/usr/share/mmdebstrap/hooks/eatmydata"},
+		HookDirs:   b.hookDirs(),
 		DebCache:   c.debDir(),
 		EarlyFiles: []EarlyFile{{Src: initramfsConf, Dst: "/etc/initramfs-tools/conf.d/goldsmith-fstype.conf"}},
 		Target:     root,

@@ -41,16 +41,16 @@ type Entry struct {
 	SKU       string `json:"sku"`
 	Version   string `json:"version"`
 
-	DiskPath    string `json:"-"`          // the blob; never write to it
-	DiskFormat  string `json:"diskFormat"` // qemu-img format name: qcow2, raw, vpc
+	DiskPath    string `json:"diskPath,omitempty"` // the blob; never write to it
+	DiskFormat  string `json:"diskFormat"`         // qemu-img format name: qcow2, raw, vpc
 	DiskSHA256  string `json:"diskSHA256"`
 	DiskSize    int64  `json:"diskSize"` // bytes of the file
 	VirtualSize int64  `json:"virtualSize"`
 
 	// Direct kernel boot (empty for imported images: they boot through
 	// their own firmware boot loader).
-	KernelPath   string `json:"-"`
-	InitrdPath   string `json:"-"`
+	KernelPath   string `json:"kernelPath,omitempty"`
+	InitrdPath   string `json:"initrdPath,omitempty"`
 	KernelSHA256 string `json:"kernelSHA256,omitempty"`
 	InitrdSHA256 string `json:"initrdSHA256,omitempty"`
 	Cmdline      string `json:"cmdline,omitempty"`
@@ -64,7 +64,7 @@ type Entry struct {
 
 	// SubstituteFor is set by Resolve when the entry stands in, through an
 	// alias, for the URN the caller asked for.
-	SubstituteFor string `json:"-"`
+	SubstituteFor string `json:"substituteFor,omitempty"`
 }
 
 // Package is one installed package.
@@ -226,7 +226,7 @@ func (c *Catalog) Alias(ctx context.Context, from, to string) error {
 		if err != nil {
 			return fmt.Errorf("alias %s → %s: %w", from, to, err)
 		}
-		if _, ok := c.builtinFor(final); !ok {
+		if _, ok := c.builtinFor(final); !ok || !final.IsLatest() {
 			if _, err := idx.find(final); err != nil {
 				return fmt.Errorf("alias %s → %s: %w", from, to, err)
 			}

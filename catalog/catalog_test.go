@@ -486,6 +486,9 @@ func TestAliasResolve(t *testing.T) {
 	if err := c.Alias(ctx, "A:B:C", "Nobody:nothing:1"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing target: %v", err)
 	}
+	if err := c.Alias(ctx, "A:B:C", "Debian:debian-12:12:12.19990101.0"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing version of a built-in: %v", err)
+	}
 	if err := c.Alias(ctx, "Local:golden:base:2", "Local:golden:base:1.0.0"); err == nil {
 		t.Error("self alias accepted")
 	}

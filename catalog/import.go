@@ -99,7 +99,7 @@ func (c *Catalog) importImage(ctx context.Context, req ImportRequest) (Entry, er
 	}
 	defer src.Close()
 	h := disk.NewHashingReader(disk.ContextReader(ctx, src))
-	if _, err := copySparse(tmp, h); err != nil {
+	if _, err := disk.WriteSparse(tmp, h); err != nil {
 		return Entry{}, fmt.Errorf("download: %w", err)
 	}
 	if got := h.Sum(); got != want {
@@ -186,39 +186,4 @@ func redactURL(s string) string {
 		u.RawQuery = "…"
 	}
 	return u.String()
-}
-
-// copySparse copies r to f, seeking over all-zero 64 KiB blocks so a raw
-// image with empty space stays sparse.
-func copySparse(f *os.File, r io.Reader) (int64, error) {
-	const block = 64 << 10
-	buf := make([]byte, block)
-	var off int64
-	for {
-		n, err := io.ReadFull(r, buf)
-		if n > 0 {
-			if !isZero(buf[:n]) {
-				if _, werr := f.WriteAt(buf[:n], off); werr != nil {
-					return off, werr
-				}
-			}
-			off += int64(n)
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			return off, err
-		}
-	}
-	return off, f.Truncate(off)
-}
-
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }

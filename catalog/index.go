@@ -56,6 +56,10 @@ func (c *Catalog) updateIndex(ctx context.Context, fn func(*index) error) error 
 		return err
 	}
 	idx.Version = indexVersion
+	for i := range idx.Entries { // paths are derived from the data directory, not stored
+		e := &idx.Entries[i]
+		e.DiskPath, e.KernelPath, e.InitrdPath, e.SubstituteFor = "", "", "", ""
+	}
 	b, err := json.MarshalIndent(idx, "", "  ")
 	if err != nil {
 		return err

@@ -87,6 +87,32 @@ func CopySparse(ctx context.Context, dst, src string) (err error) {
 	return out.Sync()
 }
 
+// WriteSparse copies r into f from offset 0, seeking over all-zero 64 KiB
+// blocks instead of writing them, so a streamed raw image stays sparse. It
+// sets f's size to the number of bytes read, which it returns.
+func WriteSparse(f *os.File, r io.Reader) (int64, error) {
+	buf := make([]byte, 64<<10)
+	var off int64
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			if !isZero(buf[:n]) {
+				if _, werr := f.WriteAt(buf[:n], off); werr != nil {
+					return off, werr
+				}
+			}
+			off += int64(n)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return off, err
+		}
+	}
+	return off, f.Truncate(off)
+}
+
 func isZero(b []byte) bool {
 	for len(b) >= 8 {
 		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {

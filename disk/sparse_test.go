@@ -105,3 +105,25 @@ func TestDetectFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteSparse(t *testing.T) {
+	data := make([]byte, 4*MiB+100)
+	copy(data[MiB:], "payload")
+	data[len(data)-1] = 9
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n, err := WriteSparse(f, bytes.NewReader(data))
+	if err != nil || n != int64(len(data)) {
+		t.Fatalf("WriteSparse = %d, %v", n, err)
+	}
+	got, _ := os.ReadFile(f.Name())
+	if !bytes.Equal(got, data) {
+		t.Error("content differs")
+	}
+	if alloc, _ := AllocatedBytes(f.Name()); alloc > 512<<10 {
+		t.Errorf("allocates %d bytes: zeros were written", alloc)
+	}
+}
