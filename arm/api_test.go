@@ -2,7 +2,6 @@ package arm
 
 import (
 	"bufio"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
@@ -656,5 +655,4 @@ func TestProviderOperations(t *testing.T) {
 	if resp.StatusCode != 200 || len(b["value"].([]any)) == 0 {
 		t.Fatalf("%s %v", resp.Status, b)
 	}
-	_ = context.Background
 }
