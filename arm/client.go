@@ -1,0 +1,329 @@
+package arm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client is a small client of a goldsmith server's API, for the CLI. It
+// speaks the same ARM API as Azure SDKs do, plus goldsmith's log endpoint.
+// Resources are returned as decoded JSON objects.
+type Client struct {
+	BaseURL      string // e.g. http://127.0.0.1:8080
+	Token        string
+	Subscription string
+	HTTP         *http.Client
+	// APIVersion is the imageTemplates api-version; default 2024-02-01.
+	APIVersion string
+	// PollEvery is the wait between operation polls when the server gives
+	// no Retry-After; default 2s.
+	PollEvery time.Duration
+}
+
+// API versions the client sends for the other resource types.
+const (
+	clientGroupsVersion   = "2021-04-01"
+	clientGalleryVersion  = "2024-03-03"
+	clientImagesVersion   = "2024-11-01"
+	defaultClientTemplate = "2024-02-01"
+)
+
+// APIError is an error answer.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message)
+}
+
+func (c *Client) http() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return http.DefaultClient
+}
+
+func (c *Client) templateVersion() string {
+	if c.APIVersion != "" {
+		return c.APIVersion
+	}
+	return defaultClientTemplate
+}
+
+// url builds an absolute URL of path with an api-version.
+func (c *Client) url(path, apiVersion string) string {
+	u := strings.TrimSuffix(c.BaseURL, "/") + path
+	if apiVersion != "" {
+		u += "?api-version=" + url.QueryEscape(apiVersion)
+	}
+	return u
+}
+
+// do sends a request to an absolute URL and returns the answer with its
+// body read; error answers become *APIError.
+func (c *Client) do(ctx context.Context, method, u string, body any) (*http.Response, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return nil, nil, err
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.StatusCode >= 400 {
+		return resp, data, decodeAPIError(resp.StatusCode, data)
+	}
+	return resp, data, nil
+}
+
+func decodeAPIError(status int, data []byte) error {
+	var e struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Error   *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(data, &e)
+	if e.Error != nil {
+		e.Code, e.Message = e.Error.Code, e.Error.Message
+	}
+	if e.Code == "" {
+		e.Code, e.Message = http.StatusText(status), strings.TrimSpace(string(data))
+	}
+	return &APIError{Status: status, Code: e.Code, Message: e.Message}
+}
+
+func (c *Client) object(ctx context.Context, method, u string, body any) (map[string]any, *http.Response, error) {
+	resp, data, err := c.do(ctx, method, u, body)
+	if err != nil {
+		return nil, resp, err
+	}
+	var m map[string]any
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := json.Unmarshal(data, &m); err != nil {
+			return nil, resp, fmt.Errorf("decode the answer of %s %s: %w", method, u, err)
+		}
+	}
+	return m, resp, nil
+}
+
+// list reads every page of a list.
+func (c *Client) list(ctx context.Context, u string) ([]map[string]any, error) {
+	var out []map[string]any
+	for u != "" {
+		m, _, err := c.object(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return nil, err
+		}
+		vals, _ := m["value"].([]any)
+		for _, v := range vals {
+			if o, ok := v.(map[string]any); ok {
+				out = append(out, o)
+			}
+		}
+		u, _ = m["nextLink"].(string)
+	}
+	return out, nil
+}
+
+func (c *Client) groupPath(rg string) string {
+	return "/subscriptions/" + url.PathEscape(c.Subscription) + "/resourceGroups/" + url.PathEscape(rg)
+}
+
+// TemplatePath is the resource path of a template.
+func (c *Client) TemplatePath(rg, name string) string {
+	return c.groupPath(rg) + "/providers/Microsoft.VirtualMachineImages/imageTemplates/" + url.PathEscape(name)
+}
+
+// PutGroup creates or updates a resource group.
+func (c *Client) PutGroup(ctx context.Context, name, location string) (map[string]any, error) {
+	m, _, err := c.object(ctx, http.MethodPut, c.url(c.groupPath(name), clientGroupsVersion), map[string]any{"location": location})
+	return m, err
+}
+
+// PutTemplate submits a template and returns it (Creating) and the URL of
+// its submission operation.
+func (c *Client) PutTemplate(ctx context.Context, rg, name, apiVersion string, body map[string]any) (map[string]any, string, error) {
+	if apiVersion == "" {
+		apiVersion = c.templateVersion()
+	}
+	m, resp, err := c.object(ctx, http.MethodPut, c.url(c.TemplatePath(rg, name), apiVersion), body)
+	if err != nil {
+		return nil, "", err
+	}
+	return m, resp.Header.Get("Azure-AsyncOperation"), nil
+}
+
+// GetTemplate reads a template.
+func (c *Client) GetTemplate(ctx context.Context, rg, name string) (map[string]any, error) {
+	m, _, err := c.object(ctx, http.MethodGet, c.url(c.TemplatePath(rg, name), c.templateVersion()), nil)
+	return m, err
+}
+
+// ListTemplates lists the templates of a group, or of the subscription when rg is "".
+func (c *Client) ListTemplates(ctx context.Context, rg string) ([]map[string]any, error) {
+	p := "/subscriptions/" + url.PathEscape(c.Subscription)
+	if rg != "" {
+		p = c.groupPath(rg)
+	}
+	return c.list(ctx, c.url(p+"/providers/Microsoft.VirtualMachineImages/imageTemplates", c.templateVersion()))
+}
+
+// Run starts a run and returns its operation URL.
+func (c *Client) Run(ctx context.Context, rg, name string) (string, error) {
+	_, resp, err := c.object(ctx, http.MethodPost, c.url(c.TemplatePath(rg, name)+"/run", c.templateVersion()), nil)
+	if err != nil {
+		return "", err
+	}
+	return resp.Header.Get("Azure-AsyncOperation"), nil
+}
+
+// Cancel cancels the run in progress and returns the cancel operation's URL.
+func (c *Client) Cancel(ctx context.Context, rg, name string) (string, error) {
+	_, resp, err := c.object(ctx, http.MethodPost, c.url(c.TemplatePath(rg, name)+"/cancel", c.templateVersion()), nil)
+	if err != nil {
+		return "", err
+	}
+	return resp.Header.Get("Azure-AsyncOperation"), nil
+}
+
+// DeleteTemplate starts deleting a template and returns the operation URL,
+// or "" when there was no such template.
+func (c *Client) DeleteTemplate(ctx context.Context, rg, name string) (string, error) {
+	resp, _, err := c.do(ctx, http.MethodDelete, c.url(c.TemplatePath(rg, name), c.templateVersion()), nil)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode == http.StatusNoContent {
+		return "", nil
+	}
+	return resp.Header.Get("Azure-AsyncOperation"), nil
+}
+
+// RunOutputs lists a template's runOutputs.
+func (c *Client) RunOutputs(ctx context.Context, rg, name string) ([]map[string]any, error) {
+	return c.list(ctx, c.url(c.TemplatePath(rg, name)+"/runOutputs", c.templateVersion()))
+}
+
+// Wait polls an operation until it ends and returns its status resource.
+// progress, when set, is called after every poll.
+func (c *Client) Wait(ctx context.Context, opURL string, progress func(op map[string]any)) (map[string]any, error) {
+	if opURL == "" {
+		return nil, fmt.Errorf("the server gave no operation to wait for")
+	}
+	for {
+		op, resp, err := c.object(ctx, http.MethodGet, opURL, nil)
+		if err != nil {
+			return nil, err
+		}
+		if progress != nil {
+			progress(op)
+		}
+		if s, _ := op["status"].(string); s != "InProgress" {
+			return op, nil
+		}
+		wait := c.PollEvery
+		if wait <= 0 {
+			wait = 2 * time.Second
+		}
+		if ra := resp.Header.Get("Retry-After"); ra != "" {
+			var secs int
+			if _, err := fmt.Sscan(ra, &secs); err == nil && secs > 0 && time.Duration(secs)*time.Second < wait {
+				wait = time.Duration(secs) * time.Second
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Logs opens a run's customization.log (run "" is the latest); with
+// follow it streams until the run ends.
+func (c *Client) Logs(ctx context.Context, rg, name, run string, follow bool) (io.ReadCloser, error) {
+	if run == "" {
+		run = "latest"
+	}
+	u := strings.TrimSuffix(c.BaseURL, "/") + "/goldsmith/v1" + c.TemplatePath(rg, name) + "/runs/" + url.PathEscape(run) + "/log"
+	if follow {
+		u += "?follow=true"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return nil, decodeAPIError(resp.StatusCode, data)
+	}
+	return resp.Body, nil
+}
+
+// PutGallery creates or updates a gallery.
+func (c *Client) PutGallery(ctx context.Context, rg, name, location, description string) (map[string]any, error) {
+	body := map[string]any{"location": location, "properties": map[string]any{}}
+	if description != "" {
+		body["properties"] = map[string]any{"description": description}
+	}
+	m, _, err := c.object(ctx, http.MethodPut, c.url(c.groupPath(rg)+"/providers/Microsoft.Compute/galleries/"+url.PathEscape(name), clientGalleryVersion), body)
+	return m, err
+}
+
+// PutGalleryImage creates or updates a gallery image definition.
+func (c *Client) PutGalleryImage(ctx context.Context, rg, gallery, name, location string, props map[string]any) (map[string]any, error) {
+	p := c.groupPath(rg) + "/providers/Microsoft.Compute/galleries/" + url.PathEscape(gallery) + "/images/" + url.PathEscape(name)
+	m, _, err := c.object(ctx, http.MethodPut, c.url(p, clientGalleryVersion), map[string]any{"location": location, "properties": props})
+	return m, err
+}
+
+// ListImages lists managed images of a group, or of the subscription when rg is "".
+func (c *Client) ListImages(ctx context.Context, rg string) ([]map[string]any, error) {
+	p := "/subscriptions/" + url.PathEscape(c.Subscription)
+	if rg != "" {
+		p = c.groupPath(rg)
+	}
+	return c.list(ctx, c.url(p+"/providers/Microsoft.Compute/images", clientImagesVersion))
+}
+
+// GetImage reads a managed image.
+func (c *Client) GetImage(ctx context.Context, rg, name string) (map[string]any, error) {
+	m, _, err := c.object(ctx, http.MethodGet, c.url(c.groupPath(rg)+"/providers/Microsoft.Compute/images/"+url.PathEscape(name), clientImagesVersion), nil)
+	return m, err
+}
