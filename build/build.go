@@ -142,10 +142,11 @@ type run struct {
 	log    *logWriter
 	start  time.Time
 
-	mu       sync.Mutex
-	phase    Phase
-	current  *customize.Step
-	manifest *Manifest
+	mu         sync.Mutex
+	phase      Phase
+	phaseStart time.Time
+	current    *customize.Step
+	manifest   *Manifest
 
 	base    source.Image
 	overlay string
@@ -192,6 +193,11 @@ func (b *Builder) Run(ctx context.Context, req Request) (*Result, error) {
 
 	r.logf("goldsmith build: template apiVersion %s, timeout %s", r.tmpl.APIVersion, timeout)
 	err = runSteps(ctx, r, r.steps())
+	r.mu.Lock()
+	if r.phase != "" {
+		r.manifest.phase(r.phase, time.Since(r.phaseStart))
+	}
+	r.mu.Unlock()
 	r.manifest.finish(r, err)
 	if werr := r.manifest.write(filepath.Join(req.OutputDir, "manifest.json")); werr != nil && err == nil {
 		err = werr
@@ -236,8 +242,15 @@ func (r *run) steps() []step {
 	}
 }
 
+// setPhase enters a phase, recording how long the previous one took.
 func (r *run) setPhase(p Phase, msg string) {
 	r.mu.Lock()
+	if r.phase != "" && r.phase != p {
+		r.manifest.phase(r.phase, time.Since(r.phaseStart))
+	}
+	if r.phase != p {
+		r.phaseStart = time.Now()
+	}
 	r.phase = p
 	r.current = nil
 	r.mu.Unlock()

@@ -30,13 +30,6 @@ const (
 
 func isCanceled(err error) bool { return errors.Is(err, ErrCanceled) }
 
-// phaseClock times phases for the manifest.
-func (r *run) enter(p Phase, msg string) func() {
-	r.setPhase(p, msg)
-	start := time.Now()
-	return func() { r.manifest.phase(p, time.Since(start)) }
-}
-
 // resolveSource finds the base image in the catalog.
 type resolveSource struct{}
 
@@ -219,8 +212,7 @@ func (*customizeStep) Name() string { return "customize" }
 func (*customizeStep) Cleanup(*run) {}
 func (*customizeStep) Run(ctx context.Context, r *run) error {
 	cs := r.tmpl.Properties.Customize
-	done := r.enter(PhaseCustomizing, fmt.Sprintf("%d customizers", len(cs)))
-	defer done()
+	r.setPhase(PhaseCustomizing, fmt.Sprintf("%d customizers", len(cs)))
 	steps, err := customize.Run(ctx, newVMGuest(r.vm), cs, r.customizeOptions())
 	r.manifest.Steps = manifestSteps(steps)
 	if err != nil {
@@ -298,8 +290,7 @@ func (*validateStep) Run(ctx context.Context, r *run) error {
 	if v == nil || len(v.InVMValidations) == 0 {
 		return nil
 	}
-	done := r.enter(PhaseValidating, fmt.Sprintf("%d validators", len(v.InVMValidations)))
-	defer done()
+	r.setPhase(PhaseValidating, fmt.Sprintf("%d validators", len(v.InVMValidations)))
 	steps, err := customize.Validate(ctx, newVMGuest(r.vm), v.InVMValidations, r.customizeOptions())
 	r.manifest.Validators = manifestSteps(steps)
 	if err == nil {
@@ -343,8 +334,7 @@ type generalize struct{}
 func (*generalize) Name() string { return "generalize" }
 func (*generalize) Cleanup(*run) {}
 func (*generalize) Run(ctx context.Context, r *run) error {
-	done := r.enter(PhaseGeneralizing, "deprovisioning and powering off")
-	defer done()
+	r.setPhase(PhaseGeneralizing, "deprovisioning and powering off")
 	res, err := customize.Generalize(ctx, newVMGuest(r.vm), BuildUser, r.customizeOptions())
 	if err != nil {
 		return err
@@ -365,8 +355,7 @@ type distribute struct{}
 func (*distribute) Name() string { return "distribute" }
 func (*distribute) Cleanup(*run) {}
 func (*distribute) Run(ctx context.Context, r *run) error {
-	done := r.enter(PhaseDistributing, fmt.Sprintf("%d targets", len(r.tmpl.Properties.Distribute)))
-	defer done()
+	r.setPhase(PhaseDistributing, fmt.Sprintf("%d targets", len(r.tmpl.Properties.Distribute)))
 	for _, d := range r.tmpl.Properties.Distribute {
 		out, err := r.writeOutput(ctx, d)
 		if err != nil {
@@ -378,15 +367,28 @@ func (*distribute) Run(ctx context.Context, r *run) error {
 	return nil
 }
 
+// writeOutput converts the generalized disk for one target. Targets of the
+// same format get the same bytes: the first conversion is hard-linked (or
+// copied across filesystems) for the others.
 func (r *run) writeOutput(ctx context.Context, d template.Distributor) (Output, error) {
 	format := r.req.ManagedFormat
-	ext := map[string]string{"qcow2": ".qcow2", "raw": ".raw", "vhd": ".vhd"}
 	opt := disk.ConvertOptions{Format: format}
 	if d.Type == template.DistributeVHD {
 		format = "vhd"
 		opt.Format = disk.FormatVHD
 	}
+	ext := map[string]string{"qcow2": ".qcow2", "raw": ".raw", "vhd": ".vhd"}
 	path := filepath.Join(r.req.OutputDir, d.RunOutputName+ext[format])
+	for _, prev := range r.outputs {
+		if prev.Format == format {
+			if err := linkOrCopy(ctx, prev.Path, path); err != nil {
+				return Output{}, err
+			}
+			out := prev
+			out.RunOutputName, out.Type, out.Path = d.RunOutputName, d.Type, path
+			return out, nil
+		}
+	}
 	if err := r.b.Disks.Convert(ctx, r.overlay, "qcow2", path, opt); err != nil {
 		os.Remove(path)
 		return Output{}, err
@@ -401,4 +403,11 @@ func (r *run) writeOutput(ctx context.Context, d template.Distributor) (Output, 
 		return Output{}, err
 	}
 	return Output{RunOutputName: d.RunOutputName, Type: d.Type, Path: path, Format: format, SHA256: sum, Size: size}, nil
+}
+
+func linkOrCopy(ctx context.Context, src, dst string) error {
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	return disk.CopySparse(ctx, dst, src)
 }
