@@ -95,3 +95,38 @@ func TestValidateJSON(t *testing.T) {
 		t.Fatalf("envelope: %+v", env)
 	}
 }
+
+func TestCatalogAliasAndList(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errOut := runCLI(t, "catalog", "alias", "Canonical:UbuntuServer:18.04-LTS", "Debian:debian-12:12", "--data-dir", dir)
+	if code != exitOK || !strings.Contains(out, "Canonical:UbuntuServer:18.04-LTS") {
+		t.Fatalf("alias: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, "catalog", "ls", "-o", "json", "--data-dir", dir)
+	var got struct {
+		Images  []any
+		Aliases []struct{ From, To string }
+	}
+	if code != exitOK || json.Unmarshal([]byte(out), &got) != nil || len(got.Aliases) != 1 || got.Aliases[0].To != "Debian:debian-12:12" {
+		t.Fatalf("ls: exit %d %+v\n%s", code, got, out)
+	}
+	if code, _, errOut := runCLI(t, "catalog", "alias", "not-a-urn", "Debian:debian-12:12", "--data-dir", dir); code != exitFailure || errOut == "" {
+		t.Errorf("bad URN: exit %d %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "catalog", "import", "X:y:z", "/nonexistent", "--data-dir", dir); code != exitUsage || !strings.Contains(errOut, "--sha256") {
+		t.Errorf("import without digest: exit %d %q", code, errOut)
+	}
+	if code, _, _ := runCLI(t, "catalog", "alias", "Canonical:UbuntuServer:18.04-LTS", "--remove", "--data-dir", dir); code != exitOK {
+		t.Errorf("remove alias: exit %d", code)
+	}
+}
+
+func TestBuildRefusesInvalidTemplates(t *testing.T) {
+	code, _, errOut := runCLI(t, "build", "testdata/invalid.json", "--data-dir", t.TempDir())
+	if code != exitFailure || !strings.Contains(errOut, "not a valid template") || !strings.Contains(errOut, "UnsupportedCustomizerType") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+	if code, _, _ := runCLI(t, "build"); code != exitUsage {
+		t.Errorf("no template: exit %d", code)
+	}
+}
