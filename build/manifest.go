@@ -14,6 +14,7 @@ import (
 type Manifest struct {
 	Template   ManifestTemplate  `json:"template"`
 	Source     ManifestSource    `json:"source"`
+	OSType     template.OSType   `json:"osType,omitempty"`
 	Accel      string            `json:"accelerator,omitempty"`
 	Steps      []ManifestStep    `json:"customizers"`
 	Validators []ManifestStep    `json:"validators,omitempty"`

@@ -43,6 +43,7 @@ func (*resolveSource) Run(ctx context.Context, r *run) error {
 		return err
 	}
 	r.base = base
+	r.manifest.OSType = base.OSType
 	r.manifest.Source.URN = base.URN
 	r.manifest.Source.SHA256 = base.DiskSHA256
 	r.manifest.Source.SubstituteFor = base.SubstituteFor
@@ -133,6 +134,9 @@ func (*bootVM) Run(ctx context.Context, r *run) error {
 		CPUs: size.CPUs, MemoryMiB: size.MemoryMiB,
 		Accel: r.b.Accel, CacheDir: r.b.CacheDir,
 		Console: console, User: BuildUser, Logger: r.logger,
+		// A supervisor that dies mid-run (goldsmith serve, kill -9) finds
+		// the VM by this file at its next start and stops it.
+		PIDFile: filepath.Join(r.req.WorkDir, "qemu.pid"),
 	}
 	start := time.Now()
 	vm, err := r.b.StartVM(ctx, cfg)

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -72,6 +73,10 @@ type Config struct {
 	Console io.Writer // receives the serial console; may be nil
 	User    string    // temporary build user; default DefaultUser
 	FwCfg   []FwCfgItem
+
+	// PIDFile, when set, receives the running QEMU's pid at every start, so
+	// that a supervisor that dies can have the process stopped later.
+	PIDFile string
 
 	QEMU   string // default DefaultQEMU
 	Runner Runner // default HostRunner
@@ -390,6 +395,11 @@ func (v *VM) startInstance(ctx context.Context, inv qemuInvocation) (*instance, 
 		return nil, err
 	}
 	inst.proc = proc
+	if v.cfg.PIDFile != "" {
+		if err := os.WriteFile(v.cfg.PIDFile, []byte(strconv.Itoa(proc.Pid())+"\n"), 0o644); err != nil {
+			v.log.Warn("write pid file", "path", v.cfg.PIDFile, "err", err)
+		}
+	}
 	go func() {
 		inst.waitErr = proc.Wait()
 		close(inst.exited)

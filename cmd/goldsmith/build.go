@@ -94,19 +94,9 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, file string, f buil
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	run := disk.Exec{Log: logger}
-	cat, err := catalog.Open(f.dataDir, catalog.WithLogger(logger), catalog.WithRunner(run))
+	b, err := newBuilder(f.dataDir, logger, f.accel)
 	if err != nil {
-		return fmt.Errorf("open the catalog: %w", err)
-	}
-	b := &build.Builder{
-		Images:   source.Resolver{Platform: cat},
-		Disks:    disk.QemuImg{Run: run},
-		StartVM:  machine.Start,
-		Fetcher:  &customize.Fetcher{CacheDir: filepath.Join(f.dataDir, "downloads")},
-		CacheDir: filepath.Join(f.dataDir, "cache"),
-		Accel:    machine.Accel(f.accel),
-		Logger:   logger,
+		return err
 	}
 	workDir, err := os.MkdirTemp(filepath.Join(f.dataDir), "run-")
 	if err != nil {
@@ -176,6 +166,24 @@ func printBuildJSON(w io.Writer, outDir string, res *build.Result, err error) er
 		return &exitError{code: exitFailure}
 	}
 	return nil
+}
+
+// newBuilder makes the build engine over the data dir's catalog and caches.
+func newBuilder(dataDir string, logger *slog.Logger, accel string) (*build.Builder, error) {
+	run := disk.Exec{Log: logger}
+	cat, err := catalog.Open(dataDir, catalog.WithLogger(logger), catalog.WithRunner(run))
+	if err != nil {
+		return nil, fmt.Errorf("open the catalog: %w", err)
+	}
+	return &build.Builder{
+		Images:   source.Resolver{Platform: cat},
+		Disks:    disk.QemuImg{Run: run},
+		StartVM:  machine.Start,
+		Fetcher:  &customize.Fetcher{CacheDir: filepath.Join(dataDir, "downloads")},
+		CacheDir: filepath.Join(dataDir, "cache"),
+		Accel:    machine.Accel(accel),
+		Logger:   logger,
+	}, nil
 }
 
 // loadOne reads the template to build, refusing invalid ones with every

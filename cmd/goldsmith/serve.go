@@ -30,6 +30,7 @@ import (
 
 	"github.com/goldsmith-dev/goldsmith/arm"
 	"github.com/goldsmith-dev/goldsmith/armtemplate"
+	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/queue"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/store"
@@ -37,15 +38,15 @@ import (
 )
 
 type serveFlags struct {
-	listen      string
-	dataDir     string
-	workers     int
-	tlsCert     string
-	tlsKey      string
-	selfSigned  bool
-	config      string
-	logLevel    string
-	standInTime time.Duration
+	listen     string
+	dataDir    string
+	workers    int
+	tlsCert    string
+	tlsKey     string
+	selfSigned bool
+	config     string
+	logLevel   string
+	accel      string
 }
 
 // serveConfig is the optional config file (default DATA_DIR/config.json).
@@ -88,15 +89,17 @@ processes they left and removes their scratch files.`,
 	fl.BoolVar(&f.selfSigned, "tls-self-signed", false, "serve HTTPS with a self-signed certificate kept in DATA_DIR/tls (for local use)")
 	fl.StringVar(&f.config, "config", "", "config file (default DATA_DIR/config.json)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fl.DurationVar(&f.standInTime, "stand-in-build-time", 5*time.Second, "how long the stand-in build executor takes (until the build engine is wired in)")
+	fl.StringVar(&f.accel, "accel", "", "force the build VMs' accelerator: kvm or tcg (default: probe)")
 	return cmd
 }
 
-// buildExecutor is what runs builds. The build engine (package build) is
-// adapted to resource.Executor here; until then runs use the stand-in.
-func buildExecutor(f serveFlags, log *slog.Logger) resource.Executor {
-	log.Warn("the build engine is not wired into serve yet: runs use the stand-in executor, which writes small placeholder disks")
-	return resource.StandInExecutor{Duration: f.standInTime}
+// buildExecutor runs the service's builds with the build engine.
+func buildExecutor(f serveFlags, dataDir string, log *slog.Logger) (resource.Executor, error) {
+	b, err := newBuilder(dataDir, log, f.accel)
+	if err != nil {
+		return nil, err
+	}
+	return build.Executor{Builder: b}, nil
 }
 
 func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error {
@@ -141,7 +144,14 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	if err != nil {
 		return err
 	}
-	svc, err := resource.New(resource.Options{Store: st, Queue: q, Executor: buildExecutor(f, log), DataDir: dir, Logger: log.With("component", "resource")})
+	if f.accel != "" && f.accel != "kvm" && f.accel != "tcg" {
+		return usageError("--accel must be kvm or tcg, not %q", f.accel)
+	}
+	exec, err := buildExecutor(f, dir, log.With("component", "build"))
+	if err != nil {
+		return err
+	}
+	svc, err := resource.New(resource.Options{Store: st, Queue: q, Executor: exec, DataDir: dir, Logger: log.With("component", "resource")})
 	if err != nil {
 		return err
 	}

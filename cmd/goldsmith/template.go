@@ -22,6 +22,7 @@ func newTemplateCommand() *cobra.Command {
 		Short: "Work with AIB image templates",
 	}
 	cmd.AddCommand(newValidateCommand())
+	cmd.AddCommand(newTemplateClientCommands()...)
 	return cmd
 }
 
