@@ -215,6 +215,10 @@ type customizeStep struct{}
 func (*customizeStep) Name() string { return "customize" }
 func (*customizeStep) Cleanup(*run) {}
 func (*customizeStep) Run(ctx context.Context, r *run) error {
+	if r.sourceValidationOnly() {
+		r.logf("validate.sourceValidationOnly is set: the source image is validated as it is; no customization, no generalization, no outputs")
+		return nil
+	}
 	cs := r.tmpl.Properties.Customize
 	r.setPhase(PhaseCustomizing, fmt.Sprintf("%d customizers", len(cs)))
 	steps, err := customize.Run(ctx, newVMGuest(r.vm), cs, r.customizeOptions())
@@ -284,6 +288,11 @@ func splitHostPort(addr string) (string, string) {
 	return addr[:i], addr[i+1:]
 }
 
+func (r *run) sourceValidationOnly() bool {
+	v := r.tmpl.Properties.Validate
+	return v != nil && v.SourceValidationOnly
+}
+
 // validateStep runs validate.inVMValidations.
 type validateStep struct{}
 
@@ -315,6 +324,9 @@ type packageList struct{}
 func (*packageList) Name() string { return "list installed packages" }
 func (*packageList) Cleanup(*run) {}
 func (*packageList) Run(ctx context.Context, r *run) error {
+	if r.sourceValidationOnly() {
+		return nil
+	}
 	var out bytes.Buffer
 	code, err := r.vm.Comm().Run(ctx, `command -v dpkg-query >/dev/null && dpkg-query -W -f='${Package}\t${Version}\n' || true`, &out, nil)
 	if err != nil || code != 0 {
@@ -338,6 +350,9 @@ type generalize struct{}
 func (*generalize) Name() string { return "generalize" }
 func (*generalize) Cleanup(*run) {}
 func (*generalize) Run(ctx context.Context, r *run) error {
+	if r.sourceValidationOnly() {
+		return nil
+	}
 	r.setPhase(PhaseGeneralizing, "deprovisioning and powering off")
 	res, err := customize.Generalize(ctx, newVMGuest(r.vm), BuildUser, r.customizeOptions())
 	if err != nil {
@@ -359,6 +374,9 @@ type distribute struct{}
 func (*distribute) Name() string { return "distribute" }
 func (*distribute) Cleanup(*run) {}
 func (*distribute) Run(ctx context.Context, r *run) error {
+	if r.sourceValidationOnly() {
+		return nil
+	}
 	r.setPhase(PhaseDistributing, fmt.Sprintf("%d targets", len(r.tmpl.Properties.Distribute)))
 	for _, d := range r.tmpl.Properties.Distribute {
 		out, err := r.writeOutput(ctx, d)

@@ -152,6 +152,9 @@ func (d *decoder) properties(o *object, p *Properties) {
 	if d.ver.Validate {
 		if v := o.child("validate"); v != nil {
 			p.Validate = d.validate(v)
+			if p.Validate.SourceValidationOnly && len(p.Customize) > 0 {
+				d.rep.warnf(join(v.path, "sourceValidationOnly"), "with sourceValidationOnly the source image is validated as it is: the %d customizers do not run and nothing is distributed", len(p.Customize))
+			}
 		}
 		rg, rgPath := o.str("stagingResourceGroup")
 		if rg != "" {
@@ -576,8 +579,8 @@ func (d *decoder) validate(o *object) *Validate {
 			v.InVMValidations = append(v.InVMValidations, val)
 		}
 	}
-	if v.SourceValidationOnly && len(v.InVMValidations) > 0 {
-		d.rep.errorf(CodeInvalidTemplate, join(o.path, "sourceValidationOnly"), "sourceValidationOnly validates the source image without customizing it, so inVMValidations must be empty")
+	if v.SourceValidationOnly && len(v.InVMValidations) == 0 {
+		d.rep.errorf(CodeInvalidTemplate, join(o.path, "inVMValidations"), "sourceValidationOnly validates the source image with inVMValidations, and there are none")
 	}
 	o.done()
 	return v

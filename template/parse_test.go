@@ -199,6 +199,9 @@ func TestParseInvalid(t *testing.T) {
 		{"validator without script", v, func(d map[string]any) {
 			props(d)["validate"] = map[string]any{"inVMValidations": []any{map[string]any{"type": "Shell", "name": "v"}}}
 		}, CodeNoValidatorScript, "properties.validate.inVMValidations[0]", "no script"},
+		{"source validation without validators", v, func(d map[string]any) {
+			props(d)["validate"] = map[string]any{"sourceValidationOnly": true}
+		}, CodeInvalidTemplate, "properties.validate.inVMValidations", "none"},
 		{"no distribute", v, func(d map[string]any) { delete(props(d), "distribute") },
 			CodeBadDistributeType, "properties.distribute", "at least one"},
 		{"unknown distribute type", v, func(d map[string]any) { dist(d, 0)["type"] = "S3" },
