@@ -114,8 +114,10 @@ func WithClock(now func() time.Time) Option { return func(c *Catalog) { c.now = 
 // WithBuiltins replaces the built-in recipes (default DefaultBuiltins()).
 func WithBuiltins(b ...Builtin) Option { return func(c *Catalog) { c.builtins = b } }
 
-// WithCompression makes built disks compressed qcow2: about half the bytes,
-// a few seconds more to build.
+// WithCompression chooses compressed qcow2 for built disks (the default).
+// Measured with Debian 12: 153 MB instead of 382 MB, about 10 s more to
+// build, and no slower to boot under an overlay (zlib inflate is cheap next
+// to TCG).
 func WithCompression(on bool) Option { return func(c *Catalog) { c.compress = on } }
 
 // WithDiskSize sets the virtual size of built disks (default 4 GiB; builds
@@ -139,6 +141,7 @@ func Open(dataDir string, opts ...Option) (*Catalog, error) {
 		now:      time.Now,
 		http:     http.DefaultClient,
 		diskSize: DefaultDiskSize,
+		compress: true,
 	}
 	for _, o := range opts {
 		o(c)

@@ -37,6 +37,10 @@ func needTools(t *testing.T, tools ...string) {
 	}
 }
 
+// bootDeadline bounds each test boot. An idle machine boots in 30-40 s;
+// while other work loads it, a GRUB boot was measured at 112 s.
+const bootDeadline = 150 * time.Second
+
 // userspaceUp are serial console lines that prove systemd and a getty ran.
 var userspaceUp = []string{" login: ", "Reached target multi-user.target", "Reached target Multi-User System"}
 
@@ -120,7 +124,7 @@ func testBuildAndBoot(t *testing.T, urn, versionPrefix string, opts ...Option) {
 	}
 
 	t.Run("GRUB", func(t *testing.T) {
-		res, err := disktest.Run(t, disktest.Boot{Disk: e.DiskPath, Format: e.DiskFormat, Snapshot: true, WaitFor: userspaceUp})
+		res, err := disktest.Run(t, disktest.Boot{Disk: e.DiskPath, Format: e.DiskFormat, Snapshot: true, WaitFor: userspaceUp, Timeout: bootDeadline})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,7 +138,7 @@ func testBuildAndBoot(t *testing.T, urn, versionPrefix string, opts ...Option) {
 	})
 	t.Run("DirectKernel", func(t *testing.T) {
 		res, err := disktest.Run(t, disktest.Boot{Disk: e.DiskPath, Format: e.DiskFormat, Snapshot: true,
-			Kernel: e.KernelPath, Initrd: e.InitrdPath, Append: e.Cmdline, WaitFor: userspaceUp})
+			Kernel: e.KernelPath, Initrd: e.InitrdPath, Append: e.Cmdline, WaitFor: userspaceUp, Timeout: bootDeadline})
 		if err != nil {
 			t.Fatal(err)
 		}
