@@ -208,10 +208,10 @@ func (c *Catalog) Aliases() ([]AliasEntry, error) {
 	return slices.Clone(idx.Aliases), nil
 }
 
-// Alias makes from (a URN, with or without a version) resolve to to (a
-// URN in the catalog or a built-in, with or without a version). It replaces
-// an alias with the same from. The target must resolve without building:
-// check it exists with Resolve first if it is a built-in not yet built.
+// Alias makes from (a URN, with or without a version) resolve to to, which
+// must exist: a catalog entry, another alias, or a built-in image (latest:
+// built on the first Resolve). It replaces an alias with the same from and
+// refuses loops. Resolving through it sets Entry.SubstituteFor.
 func (c *Catalog) Alias(ctx context.Context, from, to string) error {
 	fu, err := ParseURN(from)
 	if err != nil {

@@ -110,7 +110,7 @@ func (m Mmdebstrap) Bootstrap(ctx context.Context, s BootstrapSpec) error {
 	}
 	args = append(args, s.Suite, s.Target)
 	args = append(args, s.Sources...)
-	_, err := m.Run.Run(ctx, disk.Cmd{Name: "mmdebstrap", Args: args, PrivateMounts: true})
+	_, err := m.Run.Run(ctx, disk.Cmd{Name: "mmdebstrap", Args: args, PrivateMounts: true, LogStderr: true})
 	return err
 }
 

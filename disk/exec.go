@@ -20,6 +20,10 @@ type Cmd struct {
 	Stdin io.Reader
 	Env   []string // extra KEY=VALUE pairs added to the inherited environment
 
+	// LogStderr also logs each line of standard error at debug level as it
+	// comes, for long programs whose progress a build log should show.
+	LogStderr bool
+
 	// PrivateMounts runs the program in a new, private mount namespace, so
 	// every mount it makes (mmdebstrap mounts /proc, /sys and /dev into its
 	// chroot) disappears with it, even when it is killed.
@@ -102,6 +106,11 @@ func (x Exec) Run(ctx context.Context, c Cmd) ([]byte, error) {
 	stderr := &tailBuffer{max: tail}
 	cmd.Stdout = &stdout
 	cmd.Stderr = stderr
+	if c.LogStderr {
+		lw := &lineLogger{log: log, name: c.Name}
+		defer lw.flush()
+		cmd.Stderr = io.MultiWriter(stderr, lw)
+	}
 
 	start := time.Now()
 	log.Info("run", "cmd", c.String())
@@ -138,6 +147,34 @@ func (t *tailBuffer) String() string {
 		return "…" + string(t.buf)
 	}
 	return string(t.buf)
+}
+
+// lineLogger logs whole lines written to it.
+type lineLogger struct {
+	log     *slog.Logger
+	name    string
+	partial []byte
+}
+
+func (l *lineLogger) Write(p []byte) (int, error) {
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		if line := strings.TrimSpace(string(l.partial[:i])); line != "" {
+			l.log.Debug(l.name, "stderr", line)
+		}
+		l.partial = l.partial[i+1:]
+	}
+	return len(p), nil
+}
+
+func (l *lineLogger) flush() {
+	if line := strings.TrimSpace(string(l.partial)); line != "" {
+		l.log.Debug(l.name, "stderr", line)
+	}
 }
 
 // IsNotFound reports whether err says a program is not installed.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,5 +152,19 @@ func TestTailBuffer(t *testing.T) {
 	b.Write([]byte("defgh"))
 	if b.String() != "…defgh" {
 		t.Errorf("%q", b.String())
+	}
+}
+
+func TestExecLogStderr(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	_, err := Exec{Log: log}.Run(context.Background(), Cmd{Name: "sh", Args: []string{"-c", "echo one >&2; printf 'two' >&2"}, LogStderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"cmd=\"sh -c 'echo one >&2; printf '\\\\''two'\\\\'' >&2'\"", "stderr=one", "stderr=two"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, buf.String())
+		}
 	}
 }
