@@ -1,0 +1,220 @@
+// Package blob owns goldsmith's artifact storage: one content-addressed
+// store per region (Azure's location), where a disk is kept under its
+// sha256, so identical bytes are stored once per region. A store is a local
+// directory today (an S3-compatible bucket can stand behind the same
+// methods later). Writes are atomic: a blob appears under its name only
+// once it is complete, synced and verified; a failed or canceled copy leaves
+// nothing behind.
+//
+// Which resource uses which blob is not this package's business: the caller
+// keeps references (package resource keeps them in the store) and removes a
+// blob when nothing refers to it, holding Lock(sum) around both decisions.
+package blob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/goldsmith-dev/goldsmith/disk"
+)
+
+// ErrDigestMismatch says the bytes written do not hash to the expected sum.
+var ErrDigestMismatch = errors.New("sha256 mismatch")
+
+// Dir is a region's blob store in a local directory:
+//
+//	ROOT/sha256/ab/abcdef...   the blobs (read-only once placed)
+//	ROOT/tmp/                  copies in progress
+type Dir struct {
+	root  string
+	mu    sync.Mutex
+	locks map[string]*keyLock
+}
+
+type keyLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// NewDir opens (creating when needed) the store rooted at root.
+func NewDir(root string) (*Dir, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("blob root %s: %w", root, err)
+	}
+	for _, d := range []string{"sha256", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(abs, d), 0o700); err != nil {
+			return nil, fmt.Errorf("blob root %s: %w", abs, err)
+		}
+	}
+	return &Dir{root: abs, locks: map[string]*keyLock{}}, nil
+}
+
+// Root is the store's directory.
+func (d *Dir) Root() string { return d.root }
+
+// Path is where the blob with this sha256 lives (whether or not it exists).
+func (d *Dir) Path(sum string) string {
+	sum = strings.ToLower(sum)
+	if len(sum) < 2 {
+		return filepath.Join(d.root, "sha256", "_", sum)
+	}
+	return filepath.Join(d.root, "sha256", sum[:2], sum)
+}
+
+// Stat returns the blob's size, and whether it exists.
+func (d *Dir) Stat(sum string) (int64, bool, error) {
+	st, err := os.Stat(d.Path(sum))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("blob %s: %w", sum, err)
+	}
+	return st.Size(), true, nil
+}
+
+// Lock serializes decisions about one blob (placing it, removing it):
+// call the returned function to unlock.
+func (d *Dir) Lock(sum string) func() {
+	sum = strings.ToLower(sum)
+	d.mu.Lock()
+	l := d.locks[sum]
+	if l == nil {
+		l = &keyLock{}
+		d.locks[sum] = l
+	}
+	l.refs++
+	d.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		d.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(d.locks, sum)
+		}
+		d.mu.Unlock()
+	}
+}
+
+// PutOptions tune Put.
+type PutOptions struct {
+	// Link hard-links src instead of copying it when both are on one
+	// filesystem: for a file goldsmith owns and no longer changes (a build
+	// output), whose sha256 the producer computed. A link is not a copy, so
+	// it is not read again.
+	Link bool
+}
+
+// Placed says how Put stored a blob.
+type Placed struct {
+	Size   int64
+	Reused bool // the blob was there already
+	Linked bool // a hard link to src, no bytes copied
+	Copied bool // the bytes were copied and the copy's sha256 verified
+}
+
+// Put stores the file src as the blob sum (lowercase hex sha256), unless
+// the store has it already. A copy is made in tmp/, synced, hashed again
+// from the copy and renamed into place only when it matches sum; on any
+// failure nothing is left. The caller holds Lock(sum).
+func (d *Dir) Put(ctx context.Context, sum, src string, opt PutOptions) (Placed, error) {
+	sum = strings.ToLower(sum)
+	if _, err := disk.NormalizeSHA256(sum); err != nil {
+		return Placed{}, fmt.Errorf("blob put: %w", err)
+	}
+	dst := d.Path(sum)
+	if size, ok, err := d.Stat(sum); err != nil || ok {
+		return Placed{Size: size, Reused: ok}, err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return Placed{}, fmt.Errorf("blob put: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Join(d.root, "tmp"), sum[:12]+"-*")
+	if err != nil {
+		return Placed{}, fmt.Errorf("blob put: %w", err)
+	}
+	tmpName := tmp.Name()
+	tmp.Close()
+	os.Remove(tmpName)
+	placed := Placed{}
+	if opt.Link {
+		if err := os.Link(src, tmpName); err == nil {
+			placed.Linked = true
+		}
+	}
+	if !placed.Linked {
+		got, err := copyVerified(ctx, tmpName, src)
+		if err != nil {
+			os.Remove(tmpName)
+			return Placed{}, fmt.Errorf("copy %s into %s: %w", src, d.root, err)
+		}
+		if got != sum {
+			os.Remove(tmpName)
+			return Placed{}, fmt.Errorf("copy %s into %s: %w: expected %s, the copy has %s", src, d.root, ErrDigestMismatch, sum, got)
+		}
+		placed.Copied = true
+	}
+	st, err := os.Stat(tmpName)
+	if err == nil {
+		placed.Size = st.Size()
+		_ = os.Chmod(tmpName, 0o400)
+		err = os.Rename(tmpName, dst)
+	}
+	if err != nil {
+		os.Remove(tmpName)
+		return Placed{}, fmt.Errorf("blob put %s: %w", sum, err)
+	}
+	syncDir(filepath.Dir(dst))
+	return placed, nil
+}
+
+// Remove deletes the blob; a missing blob is not an error. The caller holds
+// Lock(sum) and has checked that nothing refers to it.
+func (d *Dir) Remove(sum string) error {
+	if err := os.Remove(d.Path(sum)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove blob %s: %w", sum, err)
+	}
+	return nil
+}
+
+// List returns the sums of the blobs in the store.
+func (d *Dir) List() ([]string, error) {
+	var sums []string
+	err := filepath.WalkDir(filepath.Join(d.root, "sha256"), func(p string, e os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !e.IsDir() {
+			sums = append(sums, e.Name())
+		}
+		return nil
+	})
+	return sums, err
+}
+
+// CleanTmp removes copies a crash left in tmp/. Call it when no Put runs.
+func (d *Dir) CleanTmp() error {
+	entries, err := os.ReadDir(filepath.Join(d.root, "tmp"))
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(d.root, "tmp", e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) {
+	if f, err := os.Open(dir); err == nil {
+		_ = f.Sync()
+		f.Close()
+	}
+}
