@@ -161,7 +161,20 @@ func Open(dataDir string, opts ...Option) (*Catalog, error) {
 			return nil, fmt.Errorf("catalog: %w", err)
 		}
 	}
+	c.removeStaleImports()
 	return c, nil
+}
+
+// removeStaleImports deletes partial downloads a killed process left. A
+// build's work directory is removed by the next build of its recipe, under
+// the build lock; imports hold no lock, so only day-old files go.
+func (c *Catalog) removeStaleImports() {
+	old, _ := filepath.Glob(filepath.Join(c.tmpDir(), "import-*"))
+	for _, p := range old {
+		if st, err := os.Stat(p); err == nil && time.Since(st.ModTime()) > 24*time.Hour {
+			os.Remove(p)
+		}
+	}
 }
 
 func (c *Catalog) blobDir() string   { return filepath.Join(c.dir, "blobs", "sha256") }
@@ -272,8 +285,10 @@ func (c *Catalog) RemoveAlias(ctx context.Context, from string) error {
 }
 
 // Resolve finds the image for urn: through an alias if one matches
-// (setting SubstituteFor), the highest version for "latest" or no version,
-// building a built-in image first if none is cached (see Ensure).
+// (setting SubstituteFor), then the exact version asked for, or for
+// "latest" (or no version) the highest version. For a built-in image,
+// "latest" is the newest version made by the current recipe, built first if
+// there is none (see Ensure).
 func (c *Catalog) Resolve(ctx context.Context, urn string) (Entry, error) {
 	u, err := ParseURN(urn)
 	if err != nil {
