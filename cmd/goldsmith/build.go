@@ -98,14 +98,12 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, file string, f buil
 	if err != nil {
 		return err
 	}
-	workDir, err := os.MkdirTemp(filepath.Join(f.dataDir), "run-")
+	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
+		return err
+	}
+	workDir, err := os.MkdirTemp(f.dataDir, "run-")
 	if err != nil {
-		if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
-			return err
-		}
-		if workDir, err = os.MkdirTemp(f.dataDir, "run-"); err != nil {
-			return err
-		}
+		return err
 	}
 	defer os.RemoveAll(workDir)
 
