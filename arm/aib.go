@@ -207,14 +207,14 @@ func (s *Server) renderNested(rq *request, r resource.Resource) map[string]any {
 	return m
 }
 
-// blobURL turns a stored artifactUri into a download URL.
+// blobURL turns a stored artifactUri into a signed download URL.
 func (s *Server) blobURL(rq *request, uri string) string {
 	rel, ok := strings.CutPrefix(uri, resource.BlobScheme)
 	if !ok {
 		return uri
 	}
 	rel, _, _ = strings.Cut(rel, "#")
-	return rq.base + "/goldsmith/v1/blobs/" + rel
+	return s.signBlobURL(rq, rel)
 }
 
 func (s *Server) runOutputs(rq *request, p armPath, tmplID string) {

@@ -48,6 +48,8 @@ func statusOf(k resource.Kind) int {
 		return http.StatusMethodNotAllowed
 	case resource.KindInternal:
 		return http.StatusInternalServerError
+	case resource.KindForbidden:
+		return http.StatusForbidden
 	}
 	return http.StatusBadRequest
 }

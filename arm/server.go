@@ -45,6 +45,10 @@ type Options struct {
 	BaseURL string
 	// MaxBodyBytes limits request bodies; default 16 MiB.
 	MaxBodyBytes int64
+	// BlobURLTTL is how long a signed download URL (a VHD runOutput's
+	// artifactUri) stays valid; default 24 hours. Every read of the
+	// runOutput hands out a fresh one.
+	BlobURLTTL time.Duration
 }
 
 // Server is the HTTP API.
@@ -56,6 +60,7 @@ type Server struct {
 	retryAfter int
 	baseURL    string
 	maxBody    int64
+	blobTTL    time.Duration
 }
 
 // New makes a Server.
@@ -84,6 +89,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = 16 << 20
+	}
+	if s.blobTTL = opts.BlobURLTTL; s.blobTTL <= 0 {
+		s.blobTTL = 24 * time.Hour
 	}
 	return s, nil
 }
@@ -158,6 +166,9 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		s.log.Info("request", "method", r.Method, "path", r.URL.Path, "api_version", r.URL.Query().Get("api-version"),
 			"status", w.status, "duration", time.Since(start).Round(time.Millisecond), "request_id", rid)
 	}()
+	if s.signedBlob(w, r) {
+		return
+	}
 	if err := s.authenticate(r); err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="goldsmith", error="invalid_token"`)
 		e := resource.AsError(err)

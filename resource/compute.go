@@ -154,7 +154,6 @@ func (s *Service) DeleteResource(ctx context.Context, id resourceid.ID) (bool, e
 		return false, newErr(KindNotAllowed, "MethodNotAllowed", "%s resources cannot be deleted.", id.Type())
 	}
 	deleted := false
-	var files []string
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		var r Resource
 		if _, err := tx.GetJSON(ctx, id.String(), &r); err != nil {
@@ -173,17 +172,17 @@ func (s *Service) DeleteResource(ctx context.Context, id resourceid.ID) (bool, e
 					"Can not delete resource before nested resources are deleted: %s '%s' still holds %s.", r.Type, r.Name, docs[0].ID)
 			}
 		}
+		if state, _ := r.Properties["provisioningState"].(string); state == StateCreating && strings.EqualFold(r.Type, TypeGalleryImageVersion) {
+			return conflict("OperationNotAllowed",
+				"The gallery image version '%s' is being replicated; delete it when its provisioningState is Succeeded.", r.Name)
+		}
 		docs, err := tx.DeleteTree(ctx, r.ID)
 		if err != nil {
 			return err
 		}
-		files = artifactFiles(docs)
 		deleted = true
-		return nil
+		return s.releaseDeleted(ctx, tx, docs)
 	})
-	if err == nil {
-		s.removeFiles(files...)
-	}
 	return deleted, err
 }
 

@@ -16,6 +16,7 @@ const (
 	KindConflict               // 409
 	KindNotAllowed             // 405
 	KindInternal               // 500
+	KindForbidden              // 403
 )
 
 // Error is a failure the API reports to the caller with an ARM error code.

@@ -162,42 +162,25 @@ func (h deleteGroupHandler) Work(ctx context.Context, job queue.Job) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	var files []string
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		docs, err := tx.DeleteTree(ctx, p.Resource)
 		if err != nil {
 			return err
 		}
-		files = artifactFiles(docs)
+		if err := s.releaseDeleted(ctx, tx, docs); err != nil {
+			return err
+		}
 		if err := endOperation(ctx, tx, p.Operation, OpSucceeded, nil); err != nil {
 			return err
 		}
 		_, err = s.q.Finish(ctx, tx, job, queue.Done, "")
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	s.removeFiles(files...)
-	return nil
+	return err
 }
 
 func (h deleteGroupHandler) Interrupted(context.Context, *store.Tx, queue.Job, error) (bool, error) {
 	return true, nil // deleting again is safe
-}
-
-// artifactFiles lists the artifact files of deleted resources.
-func artifactFiles(docs []store.Doc) []string {
-	var files []string
-	for _, d := range docs {
-		var r struct {
-			Artifact *Artifact `json:"goldsmithArtifact"`
-		}
-		if json.Unmarshal(d.Body, &r) == nil && r.Artifact != nil {
-			files = append(files, r.Artifact.Path)
-		}
-	}
-	return files
 }
 
 // removeFiles removes data-directory-relative files and directories.

@@ -85,7 +85,11 @@ func (s *Service) startRunTx(ctx context.Context, tx *store.Tx, t *ImageTemplate
 	if err := tx.CreateJSON(ctx, r.ID, TypeRun, r); err != nil {
 		return Run{}, err
 	}
-	// A run replaces the previous run's outputs, as in AIB.
+	// A run replaces the previous run's outputs, as in AIB: their kept
+	// build outputs go too.
+	if err := s.dropKept(ctx, tx, t.ID); err != nil {
+		return Run{}, err
+	}
 	outs, err := tx.List(ctx, store.Query{Type: TypeRunOutput, Scope: t.ID})
 	if err != nil {
 		return Run{}, err
@@ -264,6 +268,27 @@ func (s *Service) ListRuns(ctx context.Context, templateID string) ([]Run, error
 	return runs, err
 }
 
+// dropKept removes, in tx, the kept build outputs of a template's runs
+// (their files go after the commit).
+func (s *Service) dropKept(ctx context.Context, tx *store.Tx, templateID string) error {
+	runs, _, err := list[Run](ctx, tx, TypeRun, templateID, Page{})
+	if err != nil {
+		return err
+	}
+	for _, old := range runs {
+		if old.KeptDir == "" {
+			continue
+		}
+		dir := old.KeptDir
+		old.Kept, old.KeptDir = nil, ""
+		if err := tx.PutJSON(ctx, old.ID, TypeRun, old); err != nil {
+			return err
+		}
+		tx.AfterCommit(func() { s.removeFiles(dir) })
+	}
+	return nil
+}
+
 // errBuildTimeout ends a build that ran past buildTimeoutInMinutes.
 var errBuildTimeout = errors.New("build timeout")
 
@@ -351,13 +376,18 @@ func (h runHandler) work(ctx context.Context, job queue.Job) error {
 		}
 		logf(log, "==> %s: %s", ph, detail)
 	}
-	req := RunRequest{RunID: r.RunID, TemplateID: t.ID, Template: t.Template, Files: files, WorkDir: workDir}
-	res, execErr := s.exec.Execute(bctx, req, log, progress)
+	tmpl, err := s.pinSource(ctx, t)
+	if err != nil {
+		logf(log, "goldsmith: %v", err)
+		return s.finishRun(ctx, job, r.ID, RunFailed, err.Error(), nil)
+	}
+	req := RunRequest{RunID: r.RunID, TemplateID: t.ID, Template: tmpl, Files: files, WorkDir: workDir}
+	res, execErr := s.exec.Execute(withRunLocation(bctx, t.Location), req, log, progress)
 	if execErr == nil && bctx.Err() == nil {
 		if phase != PhaseDistributing {
 			progress(PhaseDistributing, "publishing the outputs")
 		}
-		return s.distribute(bctx, job, r.ID, res.Outputs, log)
+		return s.distribute(bctx, job, r.ID, res.Outputs, log, false)
 	}
 	cause := context.Cause(bctx)
 	phaseMu.Lock()

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/queue"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
 	"github.com/goldsmith-dev/goldsmith/store"
@@ -20,10 +21,11 @@ import (
 
 // Job kinds this package puts on the queue.
 const (
-	jobSubmit      = "template.submit"
-	jobRun         = "template.run"
-	jobDelete      = "template.delete"
-	jobDeleteGroup = "group.delete"
+	jobSubmit       = "template.submit"
+	jobRun          = "template.run"
+	jobDelete       = "template.delete"
+	jobDeleteGroup  = "group.delete"
+	jobRedistribute = "run.redistribute"
 )
 
 // Options configure a Service.
@@ -40,6 +42,9 @@ type Options struct {
 	Logger     *slog.Logger
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Regions are the regions served, each with its blob store; default
+	// blob.DefaultRegionNames with stores under DataDir/regions.
+	Regions *blob.Regions
 }
 
 // Service is the resource model's behaviour.
@@ -51,6 +56,8 @@ type Service struct {
 	http    *http.Client
 	log     *slog.Logger
 	now     func() time.Time
+	regions *blob.Regions
+	signer  *blob.Signer
 }
 
 // New makes a Service and registers its job handlers on the queue; start the
@@ -63,13 +70,25 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	for _, d := range []string{"staging", "work", "artifacts"} {
+	for _, d := range []string{"staging", "work", "kept"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
 	s := &Service{st: opts.Store, q: opts.Queue, exec: opts.Executor, dataDir: dir,
-		http: opts.HTTPClient, log: opts.Logger, now: opts.Now}
+		http: opts.HTTPClient, log: opts.Logger, now: opts.Now, regions: opts.Regions}
+	if s.regions == nil {
+		if s.regions, err = blob.OpenRegions(filepath.Join(dir, "regions"), nil); err != nil {
+			return nil, err
+		}
+	}
+	key, err := blob.LoadOrCreateKey(filepath.Join(dir, "blob-signing.key"))
+	if err != nil {
+		return nil, err
+	}
+	if s.signer, err = blob.NewSigner(key); err != nil {
+		return nil, err
+	}
 	if s.http == nil {
 		s.http = &http.Client{Timeout: 30 * time.Minute}
 	}
@@ -83,8 +102,15 @@ func New(opts Options) (*Service, error) {
 	s.q.Handle(jobRun, runHandler{s})
 	s.q.Handle(jobDelete, deleteHandler{s})
 	s.q.Handle(jobDeleteGroup, deleteGroupHandler{s})
+	s.q.Handle(jobRedistribute, redistributeHandler{runHandler{s}})
 	return s, nil
 }
+
+// Regions are the regions this site serves.
+func (s *Service) Regions() *blob.Regions { return s.regions }
+
+// BlobSigner signs and checks download URLs of artifacts.
+func (s *Service) BlobSigner() *blob.Signer { return s.signer }
 
 // DataDir is the absolute data directory.
 func (s *Service) DataDir() string { return s.dataDir }

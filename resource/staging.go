@@ -63,6 +63,16 @@ func (h submitHandler) Work(ctx context.Context, job queue.Job) error {
 	if len(t.Problems) > 0 {
 		return s.failSubmission(ctx, job, p, submissionError(t.Problems))
 	}
+	if src := t.Template.Properties.Source; src.Type == template.SourceManagedImage || src.Type == template.SourceSharedImageVersion {
+		err := s.st.View(ctx, func(tx *store.Tx) error { return s.checkSource(ctx, tx, src, t.Location) })
+		var e *Error
+		if errors.As(err, &e) {
+			return s.failSubmission(ctx, job, p, &ProvisioningError{Code: e.Code, Message: e.Message})
+		}
+		if err != nil {
+			return err
+		}
+	}
 	if err := s.ensureStaging(ctx, &t); err != nil {
 		var e *Error
 		if errors.As(err, &e) {

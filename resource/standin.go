@@ -2,9 +2,6 @@ package resource
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
 
@@ -129,7 +127,7 @@ func (e StandInExecutor) Execute(ctx context.Context, run RunRequest, log io.Wri
 			OSType: osType, HyperVGeneration: "V1"}
 		if dist.Type == template.DistributeVHD {
 			vhd := filepath.Join(run.WorkDir, safeName(dist.RunOutputName)+".vhd")
-			if err := writeFixedVHD(raw, vhd, size); err != nil {
+			if err := writeFixedVHD(raw, vhd); err != nil {
 				return RunResult{}, err
 			}
 			sum, err := fileSHA256(vhd)
@@ -173,7 +171,7 @@ func exitCode(line string) int {
 }
 
 func fileSHA256(p string) (string, error) {
-	sum, _, err := hashFile(context.Background(), p)
+	sum, _, err := disk.SHA256File(context.Background(), p)
 	return sum, err
 }
 
@@ -198,73 +196,12 @@ func writeRawDisk(p string, size int64, label string) error {
 	return f.Close()
 }
 
-// writeFixedVHD copies raw to dst and appends a fixed-VHD footer.
-func writeFixedVHD(raw, dst string, size int64) error {
-	if err := copyFile(context.Background(), raw, dst); err != nil {
+// writeFixedVHD copies raw to dst and makes it a fixed VHD (package disk
+// writes the footer).
+func writeFixedVHD(raw, dst string) error {
+	if err := disk.CopySparse(context.Background(), dst, raw); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(vhdFooter(size)); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// vhdFooter is the 512-byte footer of a fixed VHD of size bytes.
-func vhdFooter(size int64) []byte {
-	b := make([]byte, 512)
-	copy(b[0:8], "conectix")
-	binary.BigEndian.PutUint32(b[8:], 2)           // features: reserved bit
-	binary.BigEndian.PutUint32(b[12:], 0x00010000) // format version
-	binary.BigEndian.PutUint64(b[16:], ^uint64(0)) // data offset: none (fixed)
-	binary.BigEndian.PutUint32(b[24:], uint32(time.Now().Unix()-946684800))
-	copy(b[28:32], "gsmh")
-	binary.BigEndian.PutUint32(b[32:], 0x00010000)
-	copy(b[36:40], "Wi2k")
-	binary.BigEndian.PutUint64(b[40:], uint64(size))
-	binary.BigEndian.PutUint64(b[48:], uint64(size))
-	c, h, s := chs(size / 512)
-	binary.BigEndian.PutUint16(b[56:], c)
-	b[58], b[59] = h, s
-	binary.BigEndian.PutUint32(b[60:], 2) // disk type: fixed
-	id := sha256.Sum256([]byte(hex.EncodeToString(b[:64])))
-	copy(b[68:84], id[:16])
-	var sum uint32
-	for _, x := range b {
-		sum += uint32(x)
-	}
-	binary.BigEndian.PutUint32(b[64:], ^sum)
-	return b
-}
-
-// chs is the VHD specification's geometry for a number of sectors.
-func chs(sectors int64) (uint16, byte, byte) {
-	if sectors > 65535*16*255 {
-		sectors = 65535 * 16 * 255
-	}
-	var spt, heads, cth int64
-	if sectors >= 65535*16*63 {
-		spt, heads = 255, 16
-		cth = sectors / spt
-	} else {
-		spt = 17
-		cth = sectors / spt
-		heads = (cth + 1023) / 1024
-		if heads < 4 {
-			heads = 4
-		}
-		if cth >= heads*1024 || heads > 16 {
-			spt, heads = 31, 16
-			cth = sectors / spt
-		}
-		if cth >= heads*1024 {
-			spt, heads = 63, 16
-			cth = sectors / spt
-		}
-	}
-	return uint16(cth / heads), byte(heads), byte(spt)
+	_, err := disk.WriteFixedVHD(dst)
+	return err
 }

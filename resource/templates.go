@@ -50,6 +50,11 @@ func (s *Service) CreateTemplate(ctx context.Context, id resourceid.ID, body map
 	if loc == "" {
 		return t, op, badRequest("LocationRequired", "The location property is required for this definition.")
 	}
+	if !s.regions.Has(loc) {
+		return t, op, badRequest("LocationNotAvailableForResourceType",
+			"The provided location '%s' is not available for resource type '%s'. List of available regions for the resource type is '%s'. (goldsmith serves the regions in its configuration.)",
+			loc, TypeImageTemplate, strings.Join(s.regions.Names(), ","))
+	}
 	doc := make(map[string]any, len(body))
 	for k, v := range body {
 		switch strings.ToLower(k) {
@@ -371,12 +376,14 @@ func (h deleteHandler) Work(ctx context.Context, job queue.Job) error {
 		if err != nil {
 			return err
 		}
-		remove = append(remove, artifactFiles(docs)...)
+		if err := s.releaseDeleted(ctx, tx, docs); err != nil {
+			return err
+		}
 		for _, d := range docs {
 			if strings.EqualFold(d.Type, TypeRun) {
 				var r Run
 				if json.Unmarshal(d.Body, &r) == nil {
-					remove = append(remove, r.WorkDir)
+					remove = append(remove, r.WorkDir, r.KeptDir)
 				}
 			}
 		}
@@ -387,7 +394,9 @@ func (h deleteHandler) Work(ctx context.Context, job queue.Job) error {
 				if err != nil {
 					return err
 				}
-				remove = append(remove, artifactFiles(gdocs)...)
+				if err := s.releaseDeleted(ctx, tx, gdocs); err != nil {
+					return err
+				}
 			}
 		}
 		if err := endOperation(ctx, tx, p.Operation, OpSucceeded, nil); err != nil {

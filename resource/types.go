@@ -75,12 +75,17 @@ type Resource struct {
 	DeleteOperation string `json:"goldsmithDeleteOperation,omitempty"`
 }
 
-// Artifact is a disk file goldsmith stores for a resource.
+// Artifact is the disk behind a managed image or gallery image version: a
+// blob (by sha256) in the blob store of each region listed.
 type Artifact struct {
-	Path   string `json:"path"` // relative to the data directory
-	Format string `json:"format"`
-	SHA256 string `json:"sha256"`
-	Size   int64  `json:"size"`
+	Format      string   `json:"format"` // qcow2, raw or vhd
+	SHA256      string   `json:"sha256"`
+	Size        int64    `json:"size"`
+	VirtualSize int64    `json:"virtualSize,omitempty"`
+	OSType      string   `json:"osType,omitempty"`
+	Regions     []string `json:"regions"`
+	// Holder is the name the resource's blob references are kept under.
+	Holder string `json:"holder"`
 }
 
 // ProvisioningState values.
@@ -178,6 +183,23 @@ type Run struct {
 	LogPath           string   `json:"logPath"` // relative to the data directory
 	WorkDir           string   `json:"workDir"` // relative to the data directory
 	Outputs           []string `json:"outputs,omitempty"`
+	// Kept are the build outputs kept after a distribution that failed for
+	// some targets, so it can be retried without building again; they go
+	// when every target has succeeded, the template runs again or is
+	// deleted. KeptDir (data-directory-relative) holds them.
+	Kept    []KeptOutput `json:"kept,omitempty"`
+	KeptDir string       `json:"keptDir,omitempty"`
+}
+
+// KeptOutput is a build output kept for a retried distribution.
+type KeptOutput struct {
+	RunOutputName    string `json:"runOutputName"`
+	Path             string `json:"path"` // relative to the data directory
+	Format           string `json:"format"`
+	SHA256           string `json:"sha256"`
+	Size             int64  `json:"size"`
+	OSType           string `json:"osType"`
+	HyperVGeneration string `json:"hyperVGeneration"`
 }
 
 // Active tells whether the run has not ended.

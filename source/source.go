@@ -32,9 +32,32 @@ type Platform interface {
 	Resolve(ctx context.Context, urn string) (catalog.Entry, error)
 }
 
+// StoredDisk is the disk behind a managed image or a gallery image version
+// that goldsmith's service distributed.
+type StoredDisk struct {
+	ID          string // the image's, or the exact version's, resource id
+	Region      string // the region whose copy Path is
+	Path        string // never written to
+	Format      string // qcow2 or raw
+	SHA256      string
+	VirtualSize int64
+	OSType      template.OSType
+}
+
+// Stored reads the managed image and gallery stores of goldsmith's service
+// (package resource implements it). It resolves a SharedImageVersion's
+// "latest", and refuses a source that is not in the template's region with
+// AIB's BadManagedImageSource or BadSharedImageVersionSource.
+type Stored interface {
+	StoredDisk(ctx context.Context, src template.Source) (StoredDisk, error)
+}
+
 // Resolver resolves every source type goldsmith supports.
 type Resolver struct {
 	Platform Platform
+	// Stored reads ManagedImage and SharedImageVersion sources; nil (as in
+	// goldsmith build, which has no server) refuses them.
+	Stored Stored
 }
 
 // ErrUnsupported marks a source type goldsmith cannot build from yet.
@@ -55,7 +78,14 @@ func (r Resolver) Resolve(ctx context.Context, src template.Source) (Image, erro
 		}
 		return fromEntry(e), nil
 	case template.SourceManagedImage, template.SourceSharedImageVersion:
-		return Image{}, fmt.Errorf("%s sources: %w (they read the managed image and gallery stores, which arrive with distribution)", src.Type, ErrUnsupported)
+		if r.Stored == nil {
+			return Image{}, fmt.Errorf("%s sources: %w without a server: they read the managed images and gallery image versions a goldsmith server (goldsmith serve) distributed; submit the template to the server instead", src.Type, ErrUnsupported)
+		}
+		d, err := r.Stored.StoredDisk(ctx, src)
+		if err != nil {
+			return Image{}, err
+		}
+		return Image{URN: d.ID, Disk: d.Path, DiskFormat: d.Format, DiskSHA256: d.SHA256, VirtualSize: d.VirtualSize, OSType: d.OSType}, nil
 	case template.SourceISO:
 		return Image{}, fmt.Errorf("ISO sources: %w (AIB retired them in 2020)", ErrUnsupported)
 	}

@@ -1,0 +1,138 @@
+package distribute
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/goldsmith-dev/goldsmith/blob"
+	"github.com/goldsmith-dev/goldsmith/disk"
+)
+
+// Store is one region's blob store (a *blob.Dir).
+type Store interface {
+	Lock(sum string) func()
+	Put(ctx context.Context, sum, src string, opt blob.PutOptions) (blob.Placed, error)
+}
+
+// Source is a disk to distribute: a build output.
+type Source struct {
+	Path   string
+	SHA256 string // lowercase hex, as the build computed it
+	Format string // qcow2, raw or vhd
+	Size   int64
+	// linked is claimed by the first region store that hard-links Path:
+	// every other region gets a copy, so regions never share bytes.
+	linked *atomic.Bool
+}
+
+// NewSource describes a build output that may be hard-linked into one
+// region's store (the build no longer writes it).
+func NewSource(path, sum, format string, size int64) *Source {
+	return &Source{Path: path, SHA256: strings.ToLower(sum), Format: format, Size: size, linked: new(atomic.Bool)}
+}
+
+// Replica is one region to replicate to.
+type Replica struct {
+	Region string
+	Store  Store
+}
+
+// ReplicaResult is how one region's copy went.
+type ReplicaResult struct {
+	Region   string
+	Placed   blob.Placed
+	Err      error
+	Duration time.Duration
+}
+
+// Replication states reported to Progress, as a gallery image version's
+// replicationStatus names them.
+const (
+	StateReplicating = "Replicating"
+	StateCompleted   = "Completed"
+	StateFailed      = "Failed"
+)
+
+// Replicate puts src into every region's store at once and returns one
+// result per replica, in order. A region that has the blob already reuses
+// it; the first region to take it may hard-link the build output; every
+// other region gets a copy whose sha256 is read back and checked. progress
+// (optional) hears each region's state changes; it may be called from
+// several goroutines at once.
+func Replicate(ctx context.Context, src *Source, replicas []Replica, progress func(region, state string, err error)) []ReplicaResult {
+	if progress == nil {
+		progress = func(string, string, error) {}
+	}
+	results := make([]ReplicaResult, len(replicas))
+	var wg sync.WaitGroup
+	for i, rp := range replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			progress(rp.Region, StateReplicating, nil)
+			placed, err := putOne(ctx, src, rp.Store)
+			if err != nil {
+				err = fmt.Errorf("region %s: %w", rp.Region, err)
+				progress(rp.Region, StateFailed, err)
+			} else {
+				progress(rp.Region, StateCompleted, nil)
+			}
+			results[i] = ReplicaResult{Region: rp.Region, Placed: placed, Err: err, Duration: time.Since(start)}
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+func putOne(ctx context.Context, src *Source, st Store) (blob.Placed, error) {
+	unlock := st.Lock(src.SHA256)
+	defer unlock()
+	link := src.linked != nil && src.linked.CompareAndSwap(false, true)
+	placed, err := st.Put(ctx, src.SHA256, src.Path, blob.PutOptions{Link: link})
+	if link && !placed.Linked {
+		src.linked.Store(false) // not used: another region may link
+	}
+	return placed, err
+}
+
+// PlaceVHD puts the fixed VHD src at dst (hard link when possible, else a
+// sparse copy whose sha256 is checked) and checks its footer: a valid
+// fixed-disk footer and a virtual size that is a multiple of 1 MiB. The file
+// appears at dst only when all is well.
+func PlaceVHD(ctx context.Context, src, sum, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return fmt.Errorf("place VHD: %w", err)
+	}
+	tmp := dst + ".partial"
+	os.Remove(tmp)
+	fail := func(err error) error {
+		os.Remove(tmp)
+		return fmt.Errorf("place VHD %s: %w", filepath.Base(dst), err)
+	}
+	if err := os.Link(src, tmp); err != nil {
+		if err := disk.CopySparse(ctx, tmp, src); err != nil {
+			return fail(err)
+		}
+		got, _, err := disk.SHA256File(ctx, tmp)
+		if err != nil {
+			return fail(err)
+		}
+		if !strings.EqualFold(got, sum) {
+			return fail(fmt.Errorf("%w: expected %s, the copy has %s", blob.ErrDigestMismatch, sum, got))
+		}
+	}
+	if _, err := disk.CheckFixedVHD(tmp); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return fail(err)
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+package resource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/goldsmith-dev/goldsmith/queue"
+	"github.com/goldsmith-dev/goldsmith/store"
+	"github.com/goldsmith-dev/goldsmith/template"
+)
+
+// RetryDistribution publishes again the targets of the template's latest
+// run that failed, from the build outputs kept for them, without building
+// again. The run becomes Running (Distributing) and ends as a run does; the
+// returned operation reports its end. runID "" or "latest" is the newest run.
+func (s *Service) RetryDistribution(ctx context.Context, templateID, runID string) (Operation, error) {
+	var op Operation
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		var t ImageTemplate
+		if err := getDoc(ctx, tx, templateID, &t); err != nil {
+			return err
+		}
+		if t.ActiveRun != "" {
+			return conflict("Conflict", "The image template '%s' is running (run %s); wait for the run to end.", t.Name, t.ActiveRun)
+		}
+		runs, _, err := list[Run](ctx, tx, TypeRun, t.ID, Page{})
+		if err != nil {
+			return err
+		}
+		var r, newest Run
+		for _, c := range runs {
+			if c.Number > newest.Number {
+				newest = c
+			}
+			if strings.EqualFold(c.RunID, runID) {
+				r = c
+			}
+		}
+		if runID == "" || runID == "latest" {
+			r = newest
+		}
+		switch {
+		case r.ID == "":
+			return newErr(KindNotFound, "ResourceNotFound", "The image template '%s' has no run '%s'.", t.Name, runID)
+		case r.RunID != newest.RunID:
+			return conflict("Conflict", "Run %s is not the template's latest run: its outputs were replaced by run %s.", r.RunID, newest.RunID)
+		case len(r.Kept) == 0:
+			return conflict("Conflict", "Run %s of image template '%s' has no kept build outputs to distribute (it ended %s): run the template again.", r.RunID, t.Name, r.State)
+		}
+		op, err = newOperation(ctx, tx, strings.Split(strings.TrimPrefix(t.ID, "/subscriptions/"), "/")[0], "Microsoft.VirtualMachineImages", t.Location, t.ID, "run")
+		if err != nil {
+			return err
+		}
+		r.State, r.SubState, r.Message, r.EndTime = RunRunning, string(PhaseDistributing), "", nil
+		r.OperationID, r.CancelOperationID = op.ID, ""
+		r.JobID, err = s.q.Enqueue(ctx, tx, queue.NewJob{Kind: jobRedistribute, Ref: r.ID, Payload: runPayload{Run: r.ID}})
+		if err != nil {
+			return err
+		}
+		if err := tx.PutJSON(ctx, r.ID, TypeRun, r); err != nil {
+			return err
+		}
+		t.ActiveRun = r.RunID
+		t.LastRunStatus = &LastRunStatus{StartTime: tx.Now(), RunState: RunRunning, RunSubState: string(PhaseDistributing)}
+		return tx.PutJSON(ctx, t.ID, TypeImageTemplate, t)
+	})
+	return op, err
+}
+
+// redistributeHandler runs a retried distribution; an interruption ends
+// the run as a run's does.
+type redistributeHandler struct{ runHandler }
+
+func (h redistributeHandler) Work(ctx context.Context, job queue.Job) error {
+	s := h.s
+	var p runPayload
+	if err := json.Unmarshal(job.Payload, &p); err != nil {
+		return fmt.Errorf("decode job: %w", err)
+	}
+	var r Run
+	var t ImageTemplate
+	err := s.st.View(ctx, func(tx *store.Tx) error {
+		if _, err := tx.GetJSON(ctx, p.Run, &r); err != nil {
+			return err
+		}
+		_, err := tx.GetJSON(ctx, r.TemplateID, &t)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("load run %s: %w", p.Run, err)
+	}
+	if !r.Active() {
+		return nil
+	}
+	log, err := s.openRunLog(r)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	logf(log, "goldsmith: retrying the distribution of run %s from its kept build outputs", r.RunID)
+	types := map[string]template.DistributeType{}
+	for _, d := range t.Template.Properties.Distribute {
+		types[strings.ToLower(d.RunOutputName)] = d.Type
+	}
+	var outs []Output
+	for _, k := range r.Kept {
+		o := Output{RunOutputName: k.RunOutputName, Type: types[strings.ToLower(k.RunOutputName)], Path: s.abs(k.Path), Format: k.Format,
+			SHA256: k.SHA256, Size: k.Size, OSType: k.OSType, HyperVGeneration: k.HyperVGeneration}
+		if _, err := os.Stat(o.Path); err != nil {
+			o.Err = fmt.Errorf("the kept build output is gone (%v): run the template again", err)
+		}
+		outs = append(outs, o)
+	}
+	err = s.distribute(ctx, job, r.ID, outs, log, true)
+	if err != nil && !errors.Is(context.Cause(ctx), queue.ErrStopping) && !errors.Is(context.Cause(ctx), queue.ErrLeaseLost) {
+		msg := "goldsmith failed to retry the distribution: " + err.Error()
+		if ferr := s.finishRun(ctx, job, r.ID, RunFailed, msg, nil); ferr != nil {
+			return errors.Join(err, ferr)
+		}
+	}
+	return err
+}
