@@ -327,3 +327,41 @@ func (c *Client) GetImage(ctx context.Context, rg, name string) (map[string]any,
 	m, _, err := c.object(ctx, http.MethodGet, c.url(c.groupPath(rg)+"/providers/Microsoft.Compute/images/"+url.PathEscape(name), clientImagesVersion), nil)
 	return m, err
 }
+
+// Disk is the disk behind a managed image or gallery image version, being
+// downloaded.
+type Disk struct {
+	Body        io.ReadCloser
+	Format      string // qcow2 or raw
+	SHA256      string
+	Region      string
+	VirtualSize int64
+	Size        int64
+}
+
+// Disk starts downloading the disk behind a managed image or gallery image
+// version (id), as stored in region ("" for the resource's own region).
+func (c *Client) Disk(ctx context.Context, id, region string) (*Disk, error) {
+	u := strings.TrimSuffix(c.BaseURL, "/") + "/goldsmith/v1" + id + "/disk"
+	if region != "" {
+		u += "?region=" + url.QueryEscape(region)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return nil, decodeAPIError(resp.StatusCode, data)
+	}
+	var vsize int64
+	fmt.Sscan(resp.Header.Get("X-Goldsmith-Disk-Virtual-Size"), &vsize)
+	return &Disk{Body: resp.Body, Format: resp.Header.Get("X-Goldsmith-Disk-Format"), SHA256: resp.Header.Get("X-Goldsmith-Disk-SHA256"),
+		Region: resp.Header.Get("X-Goldsmith-Disk-Region"), VirtualSize: vsize, Size: resp.ContentLength}, nil
+}

@@ -30,9 +30,11 @@ import (
 
 	"github.com/goldsmith-dev/goldsmith/arm"
 	"github.com/goldsmith-dev/goldsmith/armtemplate"
+	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/queue"
 	"github.com/goldsmith-dev/goldsmith/resource"
+	"github.com/goldsmith-dev/goldsmith/source"
 	"github.com/goldsmith-dev/goldsmith/store"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
@@ -53,6 +55,23 @@ type serveFlags struct {
 type serveConfig struct {
 	// Tokens are accepted bearer tokens (GOLDSMITH_TOKEN adds more).
 	Tokens []string `json:"tokens"`
+	// Regions served, each with its blob root (default DATA_DIR/regions/NAME);
+	// none: blob.DefaultRegionNames.
+	Regions []blob.Region `json:"regions"`
+}
+
+// serveRegions opens the configured regions' blob stores.
+func serveRegions(dir, configPath string) (*blob.Regions, error) {
+	if configPath == "" {
+		configPath = filepath.Join(dir, "config.json")
+	}
+	var c serveConfig
+	if data, err := os.ReadFile(configPath); err == nil {
+		if err := json.Unmarshal(data, &c); err != nil {
+			return nil, fmt.Errorf("read config %s: %w", configPath, err)
+		}
+	}
+	return blob.OpenRegions(filepath.Join(dir, "regions"), c.Regions)
 }
 
 func newServeCommand() *cobra.Command {
@@ -94,10 +113,10 @@ processes they left and removes their scratch files.`,
 }
 
 // buildExecutor runs the service's builds with the build engine.
-func buildExecutor(f serveFlags, dataDir string, log *slog.Logger) (resource.Executor, error) {
+func buildExecutor(f serveFlags, dataDir string, log *slog.Logger) (build.Executor, error) {
 	b, err := newBuilder(dataDir, log, f.accel)
 	if err != nil {
-		return nil, err
+		return build.Executor{}, err
 	}
 	return build.Executor{Builder: b}, nil
 }
@@ -151,9 +170,18 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	if err != nil {
 		return err
 	}
-	svc, err := resource.New(resource.Options{Store: st, Queue: q, Executor: exec, DataDir: dir, Logger: log.With("component", "resource")})
+	regions, err := serveRegions(dir, f.config)
 	if err != nil {
 		return err
+	}
+	svc, err := resource.New(resource.Options{Store: st, Queue: q, Executor: exec, DataDir: dir, Regions: regions, Logger: log.With("component", "resource")})
+	if err != nil {
+		return err
+	}
+	// ManagedImage and SharedImageVersion sources read the service's stores.
+	if r, ok := exec.Builder.Images.(source.Resolver); ok {
+		r.Stored = svc
+		exec.Builder.Images = r
 	}
 	// Before answering anything: runs a killed server left are reported as
 	// interrupted, their processes stopped and their scratch files removed.
@@ -1001,6 +1029,6 @@ func newImageCommand() *cobra.Command {
 		},
 	}
 	addClientFlags(show, &fs, true)
-	cmd.AddCommand(ls, show)
+	cmd.AddCommand(ls, show, newImageExportCommand())
 	return cmd
 }
