@@ -14,6 +14,7 @@ import (
 	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
+	"github.com/goldsmith-dev/goldsmith/template"
 )
 
 // goldsmith serves goldsmith's own endpoints, under /goldsmith/v1. They
@@ -258,6 +259,9 @@ func (s *Server) retryDistribution(rq *request, segs []string) {
 	if err != nil {
 		writeError(rq.w, err, wrapped)
 		return
+	}
+	if rq.version == "" {
+		rq.version = template.LatestAPIVersion() // for the operation URLs
 	}
 	s.lro(rq, op, true, true)
 	rq.w.WriteHeader(http.StatusAccepted)
