@@ -273,8 +273,12 @@ func (r *run) logf(format string, args ...any) {
 func (r *run) where(stepName string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.current != nil && !r.current.Done {
-		return fmt.Sprintf("phase %s was running %s %d/%d %q (%s)", r.phase, r.current.Phase, r.current.Index, r.current.Total, r.current.Name, r.current.Type)
+	if c := r.current; c != nil {
+		what := fmt.Sprintf("%s %d/%d %q (%s)", c.Phase, c.Index, c.Total, c.Name, c.Type)
+		if c.Done && c.Err == nil {
+			return fmt.Sprintf("phase %s was running, after %s", r.phase, what)
+		}
+		return fmt.Sprintf("phase %s was running %s", r.phase, what)
 	}
 	if r.phase == "" {
 		return "the build was starting (" + stepName + ")"

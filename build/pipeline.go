@@ -55,7 +55,11 @@ var (
 func (r *run) interrupted(ctx context.Context, stepName string) error {
 	where := r.where(stepName)
 	if errors.Is(context.Cause(ctx), errTimeout) {
-		return fmt.Errorf("%w after %s (buildTimeoutInMinutes %d) while %s", ErrTimeout, time.Since(r.start).Round(time.Second), r.tmpl.Properties.BuildTimeoutInMinutes, where)
+		limit := fmt.Sprintf("buildTimeoutInMinutes %d", r.tmpl.Properties.EffectiveTimeoutMinutes())
+		if r.req.Timeout > 0 {
+			limit = "timeout " + r.req.Timeout.String()
+		}
+		return fmt.Errorf("%w after %s (%s) while %s", ErrTimeout, time.Since(r.start).Round(time.Second), limit, where)
 	}
 	return fmt.Errorf("%w while %s", ErrCanceled, where)
 }
