@@ -130,7 +130,11 @@ func distributeOnce(b *testing.B, im image) time.Duration {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	if os.Getenv("BENCH_KEEP") == "" {
+		defer os.RemoveAll(dir)
+	} else {
+		b.Logf("site kept in %s", dir)
+	}
 	log := slog.New(slog.DiscardHandler)
 	st, err := store.Open(ctx, filepath.Join(dir, "goldsmith.db"))
 	if err != nil {

@@ -47,6 +47,8 @@ func TestPut(t *testing.T) {
 	}{
 		{"copy", context.Background(), sum, PutOptions{}, Placed{Size: int64(len(data)), Copied: true}, nil},
 		{"link", context.Background(), sum, PutOptions{Link: true}, Placed{Size: int64(len(data)), Linked: true}, nil},
+		{"trusted link", context.Background(), sum, PutOptions{Link: true, TrustLinked: true}, Placed{Size: int64(len(data)), Linked: true}, nil},
+		{"link with a wrong digest leaves nothing", context.Background(), strings.Repeat("cd", 32), PutOptions{Link: true}, Placed{}, ErrDigestMismatch},
 		{"wrong digest leaves nothing", context.Background(), strings.Repeat("ab", 32), PutOptions{}, Placed{}, ErrDigestMismatch},
 		{"canceled leaves nothing", canceled, sum, PutOptions{}, Placed{}, context.Canceled},
 	}

@@ -18,7 +18,16 @@ const (
 // CopySparse copies the file src to dst (created or truncated, mode 0644)
 // keeping holes: it visits only src's data extents (SEEK_DATA/SEEK_HOLE) and
 // also leaves a hole for every all-zero 1 MiB block inside them.
-func CopySparse(ctx context.Context, dst, src string) (err error) {
+func CopySparse(ctx context.Context, dst, src string) error {
+	return CopySparseProgress(ctx, dst, src, nil)
+}
+
+// CopySparseProgress is CopySparse that reports, after every block, the
+// offset below which dst is final (copied data or holes), so a reader can
+// follow the copy (e.g. to hash it while it is written). dst exists when
+// progress is first called; the last call reports the file size, before
+// dst is synced.
+func CopySparseProgress(ctx context.Context, dst, src string, progress func(done int64)) (err error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -45,6 +54,9 @@ func CopySparse(ctx context.Context, dst, src string) (err error) {
 	if err := out.Truncate(size); err != nil {
 		return err
 	}
+	if progress == nil {
+		progress = func(int64) {}
+	}
 	buf := make([]byte, 1<<20)
 	fd := int(in.Fd())
 	for off := int64(0); off < size; {
@@ -63,6 +75,7 @@ func CopySparse(ctx context.Context, dst, src string) (err error) {
 		if err != nil {
 			end = size
 		}
+		progress(start)
 		for pos := start; pos < end; {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -81,9 +94,11 @@ func CopySparse(ctx context.Context, dst, src string) (err error) {
 				}
 			}
 			pos += n
+			progress(pos)
 		}
 		off = end
 	}
+	progress(size)
 	return out.Sync()
 }
 

@@ -26,6 +26,10 @@ type Source struct {
 	SHA256 string // lowercase hex, as the build computed it
 	Format string // qcow2, raw or vhd
 	Size   int64
+	// Trusted: SHA256 was computed from Path by its producer (the build
+	// engine), so a region that hard-links Path does not read it again.
+	// Copies are verified regardless.
+	Trusted bool
 	// linked is claimed by the first region store that hard-links Path:
 	// every other region gets a copy, so regions never share bytes.
 	linked *atomic.Bool
@@ -95,7 +99,7 @@ func putOne(ctx context.Context, src *Source, st Store) (blob.Placed, error) {
 	unlock := st.Lock(src.SHA256)
 	defer unlock()
 	link := src.linked != nil && src.linked.CompareAndSwap(false, true)
-	placed, err := st.Put(ctx, src.SHA256, src.Path, blob.PutOptions{Link: link})
+	placed, err := st.Put(ctx, src.SHA256, src.Path, blob.PutOptions{Link: link, TrustLinked: src.Trusted})
 	if link && !placed.Linked {
 		src.linked.Store(false) // not used: another region may link
 	}

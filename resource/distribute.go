@@ -106,6 +106,9 @@ func (s *Service) distribute(ctx context.Context, job queue.Job, runID string, o
 		key := strings.ToLower(o.SHA256) + "/" + o.Format
 		if sources[key] == nil {
 			sources[key] = distribute.NewSource(o.Path, o.SHA256, or(o.Format, "raw"), o.Size)
+			// The Executor hashed the file it wrote (Output.SHA256); kept
+			// outputs of a retry may be copies nobody hashed.
+			sources[key].Trusted = !retry
 		}
 		tg.src = sources[key]
 		logf(log, "goldsmith: distributing %s (%s) from %s", d.RunOutputName, d.Type, o.Path)
