@@ -1,6 +1,7 @@
 package arm
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -231,18 +232,23 @@ func (s *Server) runOutputs(rq *request, p armPath, tmplID string) {
 		writeJSON(rq.w, http.StatusOK, s.renderNested(rq, r))
 		return
 	}
+	s.listNested(rq, tmplID, s.svc.ListRunOutputs)
+}
+
+// listNested answers a paged list of a template's runOutputs or triggers.
+func (s *Server) listNested(rq *request, tmplID string, list func(context.Context, string, resource.Page) ([]resource.Resource, string, error)) {
 	pg, err := s.page(rq)
 	if err != nil {
 		writeError(rq.w, err, rq.env)
 		return
 	}
-	list, next, err := s.svc.ListRunOutputs(rq.ctx, tmplID, pg)
+	found, next, err := list(rq.ctx, tmplID, pg)
 	if err != nil {
 		writeError(rq.w, err, rq.env)
 		return
 	}
-	items := make([]any, len(list))
-	for i, r := range list {
+	items := make([]any, len(found))
+	for i, r := range found {
 		items[i] = s.renderNested(rq, r)
 	}
 	s.writeList(rq, items, next)
@@ -258,21 +264,7 @@ func (s *Server) triggers(rq *request, p armPath, tmplID string) {
 			methodNotAllowed(rq)
 			return
 		}
-		pg, err := s.page(rq)
-		if err != nil {
-			writeError(rq.w, err, rq.env)
-			return
-		}
-		list, next, err := s.svc.ListTriggers(rq.ctx, tmplID, pg)
-		if err != nil {
-			writeError(rq.w, err, rq.env)
-			return
-		}
-		items := make([]any, len(list))
-		for i, r := range list {
-			items[i] = s.renderNested(rq, r)
-		}
-		s.writeList(rq, items, next)
+		s.listNested(rq, tmplID, s.svc.ListTriggers)
 		return
 	}
 	name := p.names[1]

@@ -2,7 +2,6 @@ package resource
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -77,27 +76,8 @@ type redistributeHandler struct{ runHandler }
 
 func (h redistributeHandler) Work(ctx context.Context, job queue.Job) error {
 	s := h.s
-	var p runPayload
-	if err := json.Unmarshal(job.Payload, &p); err != nil {
-		return fmt.Errorf("decode job: %w", err)
-	}
-	var r Run
-	var t ImageTemplate
-	err := s.st.View(ctx, func(tx *store.Tx) error {
-		if _, err := tx.GetJSON(ctx, p.Run, &r); err != nil {
-			return err
-		}
-		_, err := tx.GetJSON(ctx, r.TemplateID, &t)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("load run %s: %w", p.Run, err)
-	}
-	if !r.Active() {
-		return nil
-	}
-	log, err := s.openRunLog(r)
-	if err != nil {
+	r, t, log, err := s.loadJob(ctx, job)
+	if err != nil || log == nil {
 		return err
 	}
 	defer log.Close()

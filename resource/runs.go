@@ -320,14 +320,15 @@ func (h runHandler) Work(ctx context.Context, job queue.Job) error {
 	return err
 }
 
-func (h runHandler) work(ctx context.Context, job queue.Job) error {
-	s := h.s
+// loadJob reads a run job's run and template and opens the run's log. A run
+// that is no longer active gives a nil log (nothing to do).
+func (s *Service) loadJob(ctx context.Context, job queue.Job) (Run, ImageTemplate, *os.File, error) {
 	var p runPayload
-	if err := json.Unmarshal(job.Payload, &p); err != nil {
-		return fmt.Errorf("decode job: %w", err)
-	}
-	var t ImageTemplate
 	var r Run
+	var t ImageTemplate
+	if err := json.Unmarshal(job.Payload, &p); err != nil {
+		return r, t, nil, fmt.Errorf("decode job: %w", err)
+	}
 	err := s.st.View(ctx, func(tx *store.Tx) error {
 		if _, err := tx.GetJSON(ctx, p.Run, &r); err != nil {
 			return err
@@ -336,13 +337,19 @@ func (h runHandler) work(ctx context.Context, job queue.Job) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("load run %s: %w", p.Run, err)
+		return r, t, nil, fmt.Errorf("load run %s: %w", p.Run, err)
 	}
 	if !r.Active() {
-		return nil
+		return r, t, nil, nil
 	}
 	log, err := s.openRunLog(r)
-	if err != nil {
+	return r, t, log, err
+}
+
+func (h runHandler) work(ctx context.Context, job queue.Job) error {
+	s := h.s
+	r, t, log, err := s.loadJob(ctx, job)
+	if err != nil || log == nil {
 		return err
 	}
 	defer log.Close()
