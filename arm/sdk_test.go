@@ -280,10 +280,11 @@ func TestSDKFlow(t *testing.T) {
 	if fileExists(stagingDir) {
 		t.Errorf("staging directory %s still exists", stagingDir)
 	}
-	// The images stay; deleting them removes their disks.
-	imgFiles, _ := filepath.Glob(filepath.Join(s.DataDir, "artifacts", "*"))
-	if len(imgFiles) != 3 {
-		t.Errorf("%d artifact files, want 3 (image, two versions)", len(imgFiles))
+	// The images stay; deleting them removes their disks (blobs in the
+	// region stores, content-addressed, so identical disks are one file).
+	imgFiles := regionBlobs(s.DataDir)
+	if len(imgFiles) == 0 {
+		t.Errorf("no disks in the region stores for the image and two versions")
 	}
 	ddp := try(images.BeginDelete(ctx, "Images-RG", "debian12-golden", nil)).must(t, "delete image")
 	try(ddp.PollUntilDone(ctx, poll)).must(t, "delete image (poll)")
@@ -291,7 +292,7 @@ func TestSDKFlow(t *testing.T) {
 		vdp := try(versions.BeginDelete(ctx, "Images-RG", "goldGallery", "debian12", v, nil)).must(t, "delete version")
 		try(vdp.PollUntilDone(ctx, poll)).must(t, "delete version (poll)")
 	}
-	if imgFiles, _ = filepath.Glob(filepath.Join(s.DataDir, "artifacts", "*")); len(imgFiles) != 0 {
+	if imgFiles = regionBlobs(s.DataDir); len(imgFiles) != 0 {
 		t.Errorf("artifact files left after deleting images and versions: %v", imgFiles)
 	}
 	// Deleting the group takes the rest.
@@ -303,6 +304,12 @@ func TestSDKFlow(t *testing.T) {
 	if _, err := groups.Get(ctx, "Images-RG", nil); respCode(err) != "ResourceGroupNotFound" {
 		t.Errorf("group after delete: %v", err)
 	}
+}
+
+// regionBlobs lists the disks in every region's store.
+func regionBlobs(dataDir string) []string {
+	files, _ := filepath.Glob(filepath.Join(dataDir, "regions", "*", "sha256", "*", "*"))
+	return files
 }
 
 func standIn(d time.Duration) resource.StandInExecutor { return resource.StandInExecutor{Duration: d} }
