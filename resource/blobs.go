@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/goldsmith-dev/goldsmith/queue"
 	"github.com/goldsmith-dev/goldsmith/store"
 )
 
@@ -111,6 +112,26 @@ func (s *Service) collectBlob(ctx context.Context, region, sum string) {
 		return
 	}
 	s.log.Info("removed a blob nothing refers to", "region", region, "sha256", sum)
+}
+
+// deleteTree deletes a resource and everything under it, releasing the
+// disks of the images and gallery versions among them.
+func (s *Service) deleteTree(ctx context.Context, tx *store.Tx, id string) ([]store.Doc, error) {
+	docs, err := tx.DeleteTree(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return docs, s.releaseDeleted(ctx, tx, docs)
+}
+
+// succeedJob ends a job's operation as Succeeded and the job as done, in
+// the caller's transaction.
+func (s *Service) succeedJob(ctx context.Context, tx *store.Tx, job queue.Job, operation string) error {
+	if err := endOperation(ctx, tx, operation, OpSucceeded, nil); err != nil {
+		return err
+	}
+	_, err := s.q.Finish(ctx, tx, job, queue.Done, "")
+	return err
 }
 
 // releaseDeleted releases the artifacts of deleted documents.

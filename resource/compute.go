@@ -176,12 +176,9 @@ func (s *Service) DeleteResource(ctx context.Context, id resourceid.ID) (bool, e
 			return conflict("OperationNotAllowed",
 				"The gallery image version '%s' is being replicated; delete it when its provisioningState is Succeeded.", r.Name)
 		}
-		docs, err := tx.DeleteTree(ctx, r.ID)
-		if err != nil {
-			return err
-		}
-		deleted = true
-		return s.releaseDeleted(ctx, tx, docs)
+		_, err := s.deleteTree(ctx, tx, r.ID)
+		deleted = err == nil
+		return err
 	})
 	return deleted, err
 }

@@ -491,10 +491,7 @@ func (s *Service) publishGalleryVersion(ctx context.Context, t ImageTemplate, r 
 			return err
 		}
 		if len(failed) > 0 {
-			if _, err := tx.DeleteTree(ctx, cur.ID); err != nil {
-				return err
-			}
-			if err := s.releaseArtifact(ctx, tx, cur.Artifact); err != nil {
+			if _, err := s.deleteTree(ctx, tx, cur.ID); err != nil {
 				return err
 			}
 			return fmt.Errorf("replication of %s failed: %s", v.Name, strings.Join(failed, "; "))

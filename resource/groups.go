@@ -163,18 +163,10 @@ func (h deleteGroupHandler) Work(ctx context.Context, job queue.Job) error {
 		}
 	}
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		docs, err := tx.DeleteTree(ctx, p.Resource)
-		if err != nil {
+		if _, err := s.deleteTree(ctx, tx, p.Resource); err != nil {
 			return err
 		}
-		if err := s.releaseDeleted(ctx, tx, docs); err != nil {
-			return err
-		}
-		if err := endOperation(ctx, tx, p.Operation, OpSucceeded, nil); err != nil {
-			return err
-		}
-		_, err = s.q.Finish(ctx, tx, job, queue.Done, "")
-		return err
+		return s.succeedJob(ctx, tx, job, p.Operation)
 	})
 	return err
 }

@@ -112,11 +112,7 @@ func (h submitHandler) Work(ctx context.Context, job queue.Job) error {
 		if err := tx.PutJSON(ctx, cur.ID, TypeImageTemplate, cur); err != nil {
 			return err
 		}
-		if err := endOperation(ctx, tx, p.Operation, OpSucceeded, nil); err != nil {
-			return err
-		}
-		_, err := s.q.Finish(ctx, tx, job, queue.Done, "")
-		return err
+		return s.succeedJob(ctx, tx, job, p.Operation)
 	})
 	if err == nil && stale {
 		s.removeFiles(path.Join(s.stagingDir(t.ExactStagingResourceGroup), "files"))

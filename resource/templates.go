@@ -345,11 +345,7 @@ func (h deleteHandler) Work(ctx context.Context, job queue.Job) error {
 		err := s.st.View(ctx, func(tx *store.Tx) error { _, err := tx.GetJSON(ctx, p.Resource, &t); return err })
 		if errors.Is(err, store.ErrNotFound) {
 			return s.st.Update(ctx, func(tx *store.Tx) error {
-				if err := endOperation(ctx, tx, p.Operation, OpSucceeded, nil); err != nil {
-					return err
-				}
-				_, err := s.q.Finish(ctx, tx, job, queue.Done, "")
-				return err
+				return s.succeedJob(ctx, tx, job, p.Operation)
 			})
 		}
 		if err != nil {
@@ -372,11 +368,8 @@ func (h deleteHandler) Work(ctx context.Context, job queue.Job) error {
 		if t.ActiveRun != "" {
 			return fmt.Errorf("template %s started a run while being deleted", t.Name)
 		}
-		docs, err := tx.DeleteTree(ctx, t.ID)
+		docs, err := s.deleteTree(ctx, tx, t.ID)
 		if err != nil {
-			return err
-		}
-		if err := s.releaseDeleted(ctx, tx, docs); err != nil {
 			return err
 		}
 		for _, d := range docs {
@@ -390,20 +383,12 @@ func (h deleteHandler) Work(ctx context.Context, job queue.Job) error {
 		if t.ExactStagingResourceGroup != "" {
 			remove = append(remove, s.stagingDir(t.ExactStagingResourceGroup))
 			if t.StagingCreated {
-				gdocs, err := tx.DeleteTree(ctx, t.ExactStagingResourceGroup)
-				if err != nil {
-					return err
-				}
-				if err := s.releaseDeleted(ctx, tx, gdocs); err != nil {
+				if _, err := s.deleteTree(ctx, tx, t.ExactStagingResourceGroup); err != nil {
 					return err
 				}
 			}
 		}
-		if err := endOperation(ctx, tx, p.Operation, OpSucceeded, nil); err != nil {
-			return err
-		}
-		_, err = s.q.Finish(ctx, tx, job, queue.Done, "")
-		return err
+		return s.succeedJob(ctx, tx, job, p.Operation)
 	})
 	if err != nil {
 		return err
