@@ -80,11 +80,10 @@ func (c *Client) do(ctx context.Context, method, u string, body any) (*http.Resp
 		}
 		rd = bytes.NewReader(data)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	req, err := c.newRequest(ctx, method, u, rd)
 	if err != nil {
 		return nil, nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -101,6 +100,35 @@ func (c *Client) do(ctx context.Context, method, u string, body any) (*http.Resp
 		return resp, data, decodeAPIError(resp.StatusCode, data)
 	}
 	return resp, data, nil
+}
+
+// newRequest makes a request carrying the client's bearer token.
+func (c *Client) newRequest(ctx context.Context, method, u string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	return req, nil
+}
+
+// stream GETs u and returns the answer with its body still open, for
+// bodies too large or too long-lived to read at once (logs, disks).
+func (c *Client) stream(ctx context.Context, u string) (*http.Response, error) {
+	req, err := c.newRequest(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return nil, decodeAPIError(resp.StatusCode, data)
+	}
+	return resp, nil
 }
 
 func decodeAPIError(status int, data []byte) error {
@@ -279,19 +307,9 @@ func (c *Client) Logs(ctx context.Context, rg, name, run string, follow bool) (i
 	if follow {
 		u += "?follow=true"
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := c.stream(ctx, u)
 	if err != nil {
 		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	resp, err := c.http().Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		return nil, decodeAPIError(resp.StatusCode, data)
 	}
 	return resp.Body, nil
 }
@@ -346,19 +364,9 @@ func (c *Client) Disk(ctx context.Context, id, region string) (*Disk, error) {
 	if region != "" {
 		u += "?region=" + url.QueryEscape(region)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := c.stream(ctx, u)
 	if err != nil {
 		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	resp, err := c.http().Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		return nil, decodeAPIError(resp.StatusCode, data)
 	}
 	var vsize int64
 	fmt.Sscan(resp.Header.Get("X-Goldsmith-Disk-Virtual-Size"), &vsize)
