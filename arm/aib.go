@@ -93,10 +93,7 @@ func (s *Server) imageTemplates(rq *request, p armPath) {
 			writeError(rq.w, err, rq.env)
 			return
 		}
-		items := make([]any, len(list))
-		for i, t := range list {
-			items[i] = s.renderTemplate(rq, t)
-		}
+		items := renderAll(list, func(t resource.ImageTemplate) map[string]any { return s.renderTemplate(rq, t) })
 		s.writeList(rq, items, next)
 		return
 	}
@@ -247,10 +244,7 @@ func (s *Server) listNested(rq *request, tmplID string, list func(context.Contex
 		writeError(rq.w, err, rq.env)
 		return
 	}
-	items := make([]any, len(found))
-	for i, r := range found {
-		items[i] = s.renderNested(rq, r)
-	}
+	items := renderAll(found, func(r resource.Resource) map[string]any { return s.renderNested(rq, r) })
 	s.writeList(rq, items, next)
 }
 

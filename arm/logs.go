@@ -89,10 +89,7 @@ func (s *Server) goldsmith(rq *request, segs []string) {
 			writeError(rq.w, err, wrapped)
 			return
 		}
-		items := make([]any, len(runs))
-		for k, r := range runs {
-			items[k] = s.renderRun(rq, r)
-		}
+		items := renderAll(runs, func(r resource.Run) map[string]any { return s.renderRun(rq, r) })
 		writeJSON(rq.w, http.StatusOK, map[string]any{"value": items})
 	case len(rest) == 1:
 		r, err := s.svc.GetRun(rq.ctx, id.String(), rest[0])

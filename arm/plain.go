@@ -49,10 +49,7 @@ func (s *Server) groups(rq *request, p armPath, item bool) {
 			writeError(rq.w, err, wrapped)
 			return
 		}
-		items := make([]any, len(list))
-		for i, g := range list {
-			items[i] = renderPlain(g)
-		}
+		items := renderAll(list, renderPlain)
 		s.writeList(rq, items, next)
 		return
 	}
@@ -129,10 +126,7 @@ func (s *Server) plain(rq *request, p armPath, fam family) {
 			writeError(rq.w, err, wrapped)
 			return
 		}
-		items := make([]any, len(list))
-		for i, r := range list {
-			items[i] = renderPlain(r)
-		}
+		items := renderAll(list, renderPlain)
 		s.writeList(rq, items, next)
 		return
 	}

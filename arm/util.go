@@ -87,6 +87,15 @@ func (s *Server) nextLink(rq *request, next string) string {
 	return rq.base + u.RequestURI()
 }
 
+// renderAll renders each element of a list for a list answer.
+func renderAll[T any](list []T, render func(T) map[string]any) []any {
+	items := make([]any, len(list))
+	for i, e := range list {
+		items[i] = render(e)
+	}
+	return items
+}
+
 // writeList answers a list page.
 func (s *Server) writeList(rq *request, items []any, next string) {
 	if items == nil {
