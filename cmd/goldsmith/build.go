@@ -14,7 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/goldsmith-dev/goldsmith/armtemplate"
 	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/catalog"
 	"github.com/goldsmith-dev/goldsmith/customize"
@@ -187,16 +186,11 @@ func newBuilder(dataDir string, logger *slog.Logger, accel string) (*build.Build
 // loadOne reads the template to build, refusing invalid ones with every
 // problem listed.
 func loadOne(file string, f buildFlags) (*template.Template, error) {
-	opts := template.LoadOptions{Options: template.Options{APIVersion: f.apiVersion}}
-	if f.parameters != "" {
-		data, err := os.ReadFile(f.parameters)
-		if err != nil {
-			return nil, usageError("read parameters: %v", err)
-		}
-		if opts.Parameters, err = armtemplate.ParseParameterFile(data); err != nil {
-			return nil, usageError("parameters file %s: %v", f.parameters, err)
-		}
+	params, err := readParameters(f.parameters)
+	if err != nil {
+		return nil, err
 	}
+	opts := template.LoadOptions{Options: template.Options{APIVersion: f.apiVersion}, Parameters: params}
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, &exitError{code: exitFailure, err: err}

@@ -617,15 +617,9 @@ submission fails; the template is kept, Failed, with AIB's provisioningError.`,
 			if err != nil {
 				return usageError("read %s: %v", file, err)
 			}
-			var pv map[string]any
-			if params != "" {
-				pdata, err := os.ReadFile(params)
-				if err != nil {
-					return usageError("read parameters: %v", err)
-				}
-				if pv, err = armtemplate.ParseParameterFile(pdata); err != nil {
-					return usageError("parameters file %s: %v", params, err)
-				}
+			pv, err := readParameters(params)
+			if err != nil {
+				return err
 			}
 			docs, err := templateDocs(data, pv, f.subscription, f.group, location, name, apiVersion)
 			if err != nil {

@@ -26,6 +26,22 @@ func newTemplateCommand() *cobra.Command {
 	return cmd
 }
 
+// readParameters reads an ARM parameter file (--parameters); "" gives none.
+func readParameters(path string) (map[string]any, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usageError("read parameters: %v", err)
+	}
+	params, err := armtemplate.ParseParameterFile(data)
+	if err != nil {
+		return nil, usageError("parameters file %s: %v", path, err)
+	}
+	return params, nil
+}
+
 type validateFlags struct {
 	parameters string
 	apiVersion string
@@ -77,22 +93,15 @@ func runValidate(out io.Writer, files []string, f validateFlags) error {
 		}
 	}
 	opts := template.LoadOptions{Options: template.Options{APIVersion: f.apiVersion}, Location: f.location}
-	if f.parameters != "" {
-		data, err := os.ReadFile(f.parameters)
-		if err != nil {
-			return usageError("read parameters: %v", err)
-		}
-		params, err := armtemplate.ParseParameterFile(data)
-		if err != nil {
-			return usageError("parameters file %s: %v", f.parameters, err)
-		}
-		opts.Parameters = params
+	params, err := readParameters(f.parameters)
+	if err != nil {
+		return err
 	}
+	opts.Parameters = params
 	results := make([]fileResult, 0, len(files))
 	for _, name := range files {
 		results = append(results, validateFile(name, opts))
 	}
-	var err error
 	if f.output == "json" {
 		err = printValidateJSON(out, results)
 	} else {
