@@ -34,12 +34,32 @@ type Found struct {
 	Err      error // *InvalidError when the template is invalid
 }
 
-// Load reads a file holding an image template in any of the forms users keep
-// them in: the resource you PUT, a bare properties object, or an ARM
-// deployment template whose resources include image templates (their
-// expressions evaluated with opts.Parameters). Malformed JSON returns a
-// *SyntaxError; a document with nothing to validate returns an *InvalidError.
-func Load(data []byte, opts LoadOptions) ([]Found, error) {
+// Form is how a file holds its image templates.
+type Form int
+
+const (
+	FormResource   Form = iota // the image template resource you PUT
+	FormProperties             // a bare properties object
+	FormDeployment             // resources of an ARM deployment template
+)
+
+// Document is one image template resource found in a file, not yet
+// validated: what a client PUTs, and what Load parses.
+type Document struct {
+	Form       Form
+	Resource   string         // where in a deployment template, e.g. "resources[1]"
+	Name       string         // as the document names it ("" when it does not)
+	APIVersion string         // as the document gives it ("" when it does not)
+	Body       map[string]any // the resource, its ARM expressions evaluated
+}
+
+// Documents finds the image templates in a file in any of the forms users
+// keep them in: the resource you PUT, a bare properties object (wrapped into
+// a resource in opts.Location), or an ARM deployment template whose resources
+// include image templates (their expressions evaluated with opts.Parameters).
+// Malformed JSON returns a *SyntaxError; a document with no image template
+// returns an *InvalidError.
+func Documents(data []byte, opts LoadOptions) ([]Document, error) {
 	v, err := DecodeJSON(data)
 	if err != nil {
 		return nil, err
@@ -50,14 +70,28 @@ func Load(data []byte, opts LoadOptions) ([]Found, error) {
 	}
 	switch {
 	case armtemplate.IsDeploymentTemplate(doc) && !isResource(doc):
-		return loadDeployment(doc, opts)
+		return deploymentDocuments(doc, opts)
 	case isPropertiesOnly(doc):
-		t, warns, err := Parse(wrapProperties(doc, opts.Location), opts.Options)
-		return []Found{{Template: t, Warnings: warns, Err: err}}, nil
+		return []Document{{Form: FormProperties, Body: wrapProperties(doc, opts.Location)}}, nil
 	default:
-		t, warns, err := Parse(doc, opts.Options)
-		return []Found{{Template: t, Warnings: warns, Err: err}}, nil
+		name, _ := doc["name"].(string)
+		apiVersion, _ := doc["apiVersion"].(string)
+		return []Document{{Form: FormResource, Name: name, APIVersion: apiVersion, Body: doc}}, nil
 	}
+}
+
+// Load reads the image templates of a file (see Documents) and parses each.
+func Load(data []byte, opts LoadOptions) ([]Found, error) {
+	docs, err := Documents(data, opts)
+	if err != nil {
+		return nil, err
+	}
+	found := make([]Found, len(docs))
+	for i, d := range docs {
+		t, warns, err := Parse(d.Body, opts.Options)
+		found[i] = Found{Resource: d.Resource, Template: t, Warnings: prefix(d.Resource, warns), Err: prefixErr(d.Resource, err)}
+	}
+	return found, nil
 }
 
 // isResource tells an image template resource that carries a deployment
@@ -68,7 +102,7 @@ func isResource(doc map[string]any) bool {
 	return !hasResources && (strings.EqualFold(typ, ResourceType) || strings.EqualFold(typ, legacyResourceTyp))
 }
 
-func loadDeployment(doc map[string]any, opts LoadOptions) ([]Found, error) {
+func deploymentDocuments(doc map[string]any, opts LoadOptions) ([]Document, error) {
 	ctx := armtemplate.Context{
 		SubscriptionID: or(opts.SubscriptionID, DefaultSubscriptionID),
 		ResourceGroup:  or(opts.ResourceGroup, DefaultResourceGroup),
@@ -82,18 +116,17 @@ func loadDeployment(doc map[string]any, opts LoadOptions) ([]Found, error) {
 	if err != nil {
 		return nil, armProblems(err)
 	}
-	var found []Found
+	var docs []Document
 	for _, r := range resources {
 		if !strings.EqualFold(r.Type, ResourceType) && !strings.EqualFold(r.Type, legacyResourceTyp) {
 			continue
 		}
-		t, warns, err := Parse(r.Body, opts.Options)
-		found = append(found, Found{Resource: r.Path, Template: t, Warnings: prefix(r.Path, warns), Err: prefixErr(r.Path, err)})
+		docs = append(docs, Document{Form: FormDeployment, Resource: r.Path, Name: r.Name, APIVersion: r.APIVersion, Body: r.Body})
 	}
-	if len(found) == 0 {
+	if len(docs) == 0 {
 		return nil, invalid("resources", "the deployment template has no %s resource", ResourceType)
 	}
-	return found, nil
+	return docs, nil
 }
 
 // armProblems turns evaluation errors into template problems.

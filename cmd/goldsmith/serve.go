@@ -29,7 +29,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goldsmith-dev/goldsmith/arm"
-	"github.com/goldsmith-dev/goldsmith/armtemplate"
 	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/queue"
@@ -529,14 +528,12 @@ type templateDoc struct {
 	body             map[string]any
 }
 
+// templateDocs finds the image templates a file holds (template.Documents)
+// and names each as the server will know it.
 func templateDocs(data []byte, params map[string]any, sub, group, location, name, apiVersion string) ([]templateDoc, error) {
-	v, err := template.DecodeJSON(data)
+	docs, err := template.Documents(data, template.LoadOptions{Parameters: params, SubscriptionID: sub, ResourceGroup: group, Location: location})
 	if err != nil {
 		return nil, err
-	}
-	doc, ok := v.(map[string]any)
-	if !ok {
-		return nil, errors.New("the file must hold a JSON object")
 	}
 	pick := func(def, flag string) string {
 		if flag != "" {
@@ -544,45 +541,32 @@ func templateDocs(data []byte, params map[string]any, sub, group, location, name
 		}
 		return def
 	}
-	str := func(m map[string]any, k string) string { s, _ := m[k].(string); return s }
-	switch {
-	case armtemplate.IsDeploymentTemplate(doc):
-		res, err := armtemplate.ImageTemplates(doc, armtemplate.Context{SubscriptionID: sub, ResourceGroup: group, Location: location,
-			DeploymentName: "goldsmith", Parameters: params})
-		if err != nil {
-			return nil, err
-		}
-		var out []templateDoc
-		for _, r := range res {
-			if !strings.EqualFold(r.Type, template.ResourceType) {
-				continue
-			}
-			n := r.Name[strings.LastIndex(r.Name, "/")+1:]
-			if name != "" && len(res) == 1 {
+	out := make([]templateDoc, 0, len(docs))
+	for _, d := range docs {
+		switch d.Form {
+		case template.FormDeployment:
+			n := d.Name[strings.LastIndex(d.Name, "/")+1:]
+			if name != "" && len(docs) == 1 {
 				n = name
 			}
-			out = append(out, templateDoc{name: n, apiVersion: pick(r.APIVersion, apiVersion), body: r.Body})
+			out = append(out, templateDoc{name: n, apiVersion: pick(d.APIVersion, apiVersion), body: d.Body})
+		case template.FormProperties:
+			if name == "" {
+				return nil, usageError("a bare properties file needs --name")
+			}
+			out = append(out, templateDoc{name: name, apiVersion: pick(template.LatestAPIVersion(), apiVersion), body: d.Body})
+		default:
+			n := pick(d.Name, name)
+			if n == "" {
+				return nil, usageError("the template has no name: give --name")
+			}
+			if loc, _ := d.Body["location"].(string); loc == "" {
+				d.Body["location"] = location
+			}
+			out = append(out, templateDoc{name: n, apiVersion: pick(pick(template.LatestAPIVersion(), d.APIVersion), apiVersion), body: d.Body})
 		}
-		if len(out) == 0 {
-			return nil, errors.New("the deployment template has no " + template.ResourceType + " resource")
-		}
-		return out, nil
-	case doc["properties"] == nil && (doc["source"] != nil || doc["distribute"] != nil):
-		if name == "" {
-			return nil, usageError("a bare properties file needs --name")
-		}
-		return []templateDoc{{name: name, apiVersion: pick(template.LatestAPIVersion(), apiVersion),
-			body: map[string]any{"location": location, "properties": doc}}}, nil
-	default:
-		n := pick(str(doc, "name"), name)
-		if n == "" {
-			return nil, usageError("the template has no name: give --name")
-		}
-		if str(doc, "location") == "" {
-			doc["location"] = location
-		}
-		return []templateDoc{{name: n, apiVersion: pick(pick(template.LatestAPIVersion(), str(doc, "apiVersion")), apiVersion), body: doc}}, nil
 	}
+	return out, nil
 }
 
 // newTemplateClientCommands are the server-side `goldsmith template`
