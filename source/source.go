@@ -93,17 +93,17 @@ func (r Resolver) Resolve(ctx context.Context, src template.Source) (Image, erro
 }
 
 func fromEntry(e catalog.Entry) Image {
-	os := template.OSUnknown
+	osType := template.OSUnknown
 	switch strings.ToLower(e.OSType) {
 	case "linux":
-		os = template.OSLinux
+		osType = template.OSLinux
 	case "windows":
-		os = template.OSWindows
+		osType = template.OSWindows
 	}
 	return Image{
 		URN: e.URN, SubstituteFor: e.SubstituteFor,
 		Disk: e.DiskPath, DiskFormat: e.DiskFormat, DiskSHA256: e.DiskSHA256, VirtualSize: e.VirtualSize,
 		Kernel: e.KernelPath, Initrd: e.InitrdPath, Cmdline: e.Cmdline,
-		OSType: os,
+		OSType: osType,
 	}
 }
