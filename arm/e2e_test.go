@@ -15,7 +15,6 @@ import (
 	"github.com/goldsmith-dev/goldsmith/catalog"
 	"github.com/goldsmith-dev/goldsmith/customize"
 	"github.com/goldsmith-dev/goldsmith/disk"
-	"github.com/goldsmith-dev/goldsmith/machine"
 	"github.com/goldsmith-dev/goldsmith/source"
 )
 
@@ -53,7 +52,7 @@ func TestDistributionEndToEnd(t *testing.T) {
 	b := &build.Builder{
 		Images:   source.Resolver{Platform: cat},
 		Disks:    disk.QemuImg{Run: run},
-		StartVM:  machine.Start,
+		StartVM:  build.StartMachine,
 		Fetcher:  &customize.Fetcher{},
 		CacheDir: filepath.Join(data, "cache"),
 	}

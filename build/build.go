@@ -63,9 +63,6 @@ type ImageTool interface {
 	Convert(ctx context.Context, src, srcFormat, dst string, opt disk.ConvertOptions) error
 }
 
-// VMStarter starts build VMs (machine.Start in production).
-type VMStarter func(ctx context.Context, cfg machine.Config) (*machine.VM, error)
-
 // Builder runs builds. Its fields are its dependencies.
 type Builder struct {
 	Images  Images
@@ -150,7 +147,7 @@ type run struct {
 
 	base    source.Image
 	overlay string
-	vm      *machine.VM
+	vm      VM
 	outputs []Output
 }
 

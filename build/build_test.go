@@ -125,7 +125,7 @@ func newBuilder(t *testing.T) *Builder {
 	return &Builder{
 		Images:   source.Resolver{Platform: cat},
 		Disks:    disk.QemuImg{Run: run},
-		StartVM:  machine.Start,
+		StartVM:  StartMachine,
 		Fetcher:  &customize.Fetcher{},
 		CacheDir: filepath.Join(data, "cache"),
 	}

@@ -148,7 +148,7 @@ func (*bootVM) Run(ctx context.Context, r *run) error {
 	r.logf("build VM started (%s, %d vCPUs, %d MiB for %s, %s); waiting for SSH", vm.Accel(), size.CPUs, size.MemoryMiB, vmSize, vm.SSHAddr())
 	wctx, cancel := context.WithTimeout(ctx, bootTimeout)
 	defer cancel()
-	if err := vm.Comm().WaitForSSH(wctx); err != nil {
+	if err := vm.WaitForSSH(wctx); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -187,7 +187,7 @@ func (*growDisk) Run(ctx context.Context, r *run) error {
 	}
 	out := r.log.prefixed("[grow-disk] ")
 	defer out.Flush()
-	code, err := r.vm.Comm().Run(ctx, growScript, out, out)
+	code, err := r.vm.Run(ctx, growScript, out, out)
 	if err != nil {
 		return fmt.Errorf("grow the root filesystem: %w", err)
 	}
@@ -221,7 +221,7 @@ func (*customizeStep) Run(ctx context.Context, r *run) error {
 	}
 	cs := r.tmpl.Properties.Customize
 	r.setPhase(PhaseCustomizing, fmt.Sprintf("%d customizers", len(cs)))
-	steps, err := customize.Run(ctx, newVMGuest(r.vm), cs, r.customizeOptions())
+	steps, err := customize.Run(ctx, machine.NewGuest(r.vm), cs, r.customizeOptions())
 	r.manifest.Steps = manifestSteps(steps)
 	if err != nil {
 		return r.maybeAbort(ctx, "onCustomizerError", err)
@@ -304,7 +304,7 @@ func (*validateStep) Run(ctx context.Context, r *run) error {
 		return nil
 	}
 	r.setPhase(PhaseValidating, fmt.Sprintf("%d validators", len(v.InVMValidations)))
-	steps, err := customize.Validate(ctx, newVMGuest(r.vm), v.InVMValidations, r.customizeOptions())
+	steps, err := customize.Validate(ctx, machine.NewGuest(r.vm), v.InVMValidations, r.customizeOptions())
 	r.manifest.Validators = manifestSteps(steps)
 	if err == nil {
 		return nil
@@ -328,7 +328,7 @@ func (*packageList) Run(ctx context.Context, r *run) error {
 		return nil
 	}
 	var out bytes.Buffer
-	code, err := r.vm.Comm().Run(ctx, `command -v dpkg-query >/dev/null && dpkg-query -W -f='${Package}\t${Version}\n' || true`, &out, nil)
+	code, err := r.vm.Run(ctx, `command -v dpkg-query >/dev/null && dpkg-query -W -f='${Package}\t${Version}\n' || true`, &out, nil)
 	if err != nil || code != 0 {
 		r.logf("could not list installed packages (exit %d): %v", code, err)
 		return nil
@@ -354,7 +354,7 @@ func (*generalize) Run(ctx context.Context, r *run) error {
 		return nil
 	}
 	r.setPhase(PhaseGeneralizing, "deprovisioning and powering off")
-	res, err := customize.Generalize(ctx, newVMGuest(r.vm), BuildUser, r.customizeOptions())
+	res, err := customize.Generalize(ctx, machine.NewGuest(r.vm), BuildUser, r.customizeOptions())
 	if err != nil {
 		return err
 	}

@@ -4,10 +4,10 @@
 // # The guest
 //
 // Everything happens through the small [Guest] interface: run a shell command,
-// upload a file, wait for a reboot. The build orchestrator adapts package
-// machine's SSH communicator to it. Commands run as the temporary build user,
-// exactly as AIB runs customizers as its packer user: a Shell customizer whose
-// commands need root must say sudo itself ("sudo apt-get install -y nginx"),
+// upload a file, wait for a reboot. Package machine adapts its VMs to it
+// (machine.Guest). Commands run as the temporary build user, exactly as AIB
+// runs customizers as its packer user: a Shell customizer whose commands
+// need root must say sudo itself ("sudo apt-get install -y nginx"),
 // as AIB's documentation asks. goldsmith's build user has passwordless sudo;
 // the runner uses "sudo -n" only where it needs root itself: PowerShell with
 // runElevated or runAsSystem, generalize, and systemctl queries on images
@@ -51,31 +51,19 @@
 // After each reboot the runner waits for cloud-init and the apt/dpkg locks
 // again (see [WaitReady]), as before the first step.
 //
-// What this asks of the adapter over package machine, whose Comm already
-// has Run and Upload with these signatures and reports reboots as errors
-// matching machine.ErrRebooted (with the VM's QMP events behind them):
+// The adapter over a build VM is machine.Guest (machine.NewGuest), used by
+// the build and by tests alike. Package machine's communicator reports
+// reboots as errors matching machine.ErrRebooted (with the VM's QMP events
+// behind them); the adapter wraps them in ErrRebooted, and its WaitReboot
+// waits for the VM's boot counter to pass the boot it last saw before it
+// waits for SSH, so that it never returns on the session of a boot that is
+// going down.
 //
-//	type guest struct{ c *machine.Comm }
-//
-//	func mapErr(err error) error {
-//		if errors.Is(err, machine.ErrRebooted) {
-//			return fmt.Errorf("%w: %w", customize.ErrRebooted, err)
-//		}
-//		return err
-//	}
-//	func (g guest) Run(ctx context.Context, cmd string, o, e io.Writer) (int, error) {
-//		code, err := g.c.Run(ctx, cmd, o, e)
-//		return code, mapErr(err)
-//	}
-//	func (g guest) Upload(ctx context.Context, r io.Reader, p string, m fs.FileMode) error {
-//		return mapErr(g.c.Upload(ctx, r, p, m))
-//	}
-//	func (g guest) WaitReboot(ctx context.Context) error { return g.c.WaitForSSH(ctx) }
-//
-// In general: return ErrRebooted when a session ended, or a call could not
-// start, because the guest went down or came back in a new boot; let
-// WaitReboot return once SSH works again (at once if it already does). The
-// runner itself makes sure that an announced reboot did happen.
+// Any other Guest (a test's) must return ErrRebooted when a session ended,
+// or a call could not start, because the guest went down or came back in a
+// new boot, and let WaitReboot return once SSH works again (at once if it
+// already does). The runner itself makes sure that an announced reboot did
+// happen.
 //
 // # Generalize
 //

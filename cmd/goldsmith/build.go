@@ -175,7 +175,7 @@ func newBuilder(dataDir string, logger *slog.Logger, accel string) (*build.Build
 	return &build.Builder{
 		Images:   source.Resolver{Platform: cat},
 		Disks:    disk.QemuImg{Run: run},
-		StartVM:  machine.Start,
+		StartVM:  build.StartMachine,
 		Fetcher:  &customize.Fetcher{CacheDir: filepath.Join(dataDir, "downloads")},
 		CacheDir: filepath.Join(dataDir, "cache"),
 		Accel:    machine.Accel(accel),
