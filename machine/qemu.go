@@ -32,7 +32,6 @@ type bootArgs struct{ Kernel, Initrd, Cmdline string }
 // driveID names the build disk's block backend in QMP commands.
 const driveID = "root"
 
-
 type fwCfgFile struct{ Name, File string }
 
 // args renders the QEMU command line (without the program name).
