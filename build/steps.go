@@ -366,4 +366,3 @@ func (*generalize) Run(ctx context.Context, r *run) error {
 	r.logf("the build VM is powered off")
 	return nil
 }
-
