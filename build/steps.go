@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/goldsmith-dev/goldsmith/customize"
-	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/machine"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
@@ -366,70 +365,4 @@ func (*generalize) Run(ctx context.Context, r *run) error {
 	}
 	r.logf("the build VM is powered off")
 	return nil
-}
-
-// distribute writes one artifact per distribute target.
-type distribute struct{}
-
-func (*distribute) Name() string { return "distribute" }
-func (*distribute) Cleanup(*run) {}
-func (*distribute) Run(ctx context.Context, r *run) error {
-	if r.sourceValidationOnly() {
-		return nil
-	}
-	r.setPhase(PhaseDistributing, fmt.Sprintf("%d targets", len(r.tmpl.Properties.Distribute)))
-	for _, d := range r.tmpl.Properties.Distribute {
-		out, err := r.writeOutput(ctx, d)
-		if err != nil {
-			return fmt.Errorf("%s %q: %w", d.Type, d.RunOutputName, err)
-		}
-		r.outputs = append(r.outputs, out)
-		r.logf("%s %q: %s (%s, %d bytes, sha256 %s)", d.Type, d.RunOutputName, out.Path, out.Format, out.Size, out.SHA256)
-	}
-	return nil
-}
-
-// writeOutput converts the generalized disk for one target. Targets of the
-// same format get the same bytes: the first conversion is hard-linked (or
-// copied across filesystems) for the others.
-func (r *run) writeOutput(ctx context.Context, d template.Distributor) (Output, error) {
-	format := r.req.ManagedFormat
-	opt := disk.ConvertOptions{Format: format}
-	if d.Type == template.DistributeVHD {
-		format = "vhd"
-		opt.Format = disk.FormatVHD
-	}
-	ext := map[string]string{"qcow2": ".qcow2", "raw": ".raw", "vhd": ".vhd"}
-	path := filepath.Join(r.req.OutputDir, d.RunOutputName+ext[format])
-	for _, prev := range r.outputs {
-		if prev.Format == format {
-			if err := linkOrCopy(ctx, prev.Path, path); err != nil {
-				return Output{}, err
-			}
-			out := prev
-			out.RunOutputName, out.Type, out.Path = d.RunOutputName, d.Type, path
-			return out, nil
-		}
-	}
-	if err := r.b.Disks.Convert(ctx, r.overlay, "qcow2", path, opt); err != nil {
-		os.Remove(path)
-		return Output{}, err
-	}
-	if format == "vhd" {
-		if _, err := disk.CheckFixedVHD(path); err != nil {
-			return Output{}, fmt.Errorf("check VHD: %w", err)
-		}
-	}
-	sum, size, err := disk.SHA256File(ctx, path)
-	if err != nil {
-		return Output{}, err
-	}
-	return Output{RunOutputName: d.RunOutputName, Type: d.Type, Path: path, Format: format, SHA256: sum, Size: size}, nil
-}
-
-func linkOrCopy(ctx context.Context, src, dst string) error {
-	if err := os.Link(src, dst); err == nil {
-		return nil
-	}
-	return disk.CopySparse(ctx, dst, src)
 }

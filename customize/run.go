@@ -47,6 +47,14 @@ type Options struct {
 	RebootTimeout time.Duration
 	// GuestTempDir is the guest directory for uploaded scripts; "" means /tmp.
 	GuestTempDir string
+	// Skip is how many leading steps the guest already has applied (the
+	// build restored it from a layer made after them): they are reported
+	// as reused and not run.
+	Skip int
+	// AfterStep, if set, is called after each step that succeeded, with the
+	// guest up and idle (after a reboot the step caused); an error stops
+	// the run. The build takes its layers here.
+	AfterStep func(context.Context, Step) error
 }
 
 func (o *Options) rebootTimeout() time.Duration {
@@ -84,6 +92,9 @@ type Step struct {
 	Rebooted bool  // the guest rebooted during or right after this step
 	Err      error // a *StepError when the step failed
 	Done     bool
+	// Reused: the step was not run; the guest was restored from a layer
+	// made after it (Options.Skip).
+	Reused bool
 }
 
 // Duration is End-Start for a finished step.
@@ -107,6 +118,17 @@ func Run(ctx context.Context, g Guest, cs []template.Customizer, opts Options) (
 // same way as Run runs customizers; steps and errors say "validator".
 func Validate(ctx context.Context, g Guest, vs []template.Customizer, opts Options) ([]Step, error) {
 	return newRunner(g, opts).run(ctx, PhaseValidate, vs)
+}
+
+// Digest returns the sha256 of the script or file a customizer names,
+// downloading and verifying it first if needed, or "" for an inline step.
+// A build's layer keys include it, so a changed download is a changed step.
+func (f *Fetcher) Digest(ctx context.Context, c template.Customizer) (string, error) {
+	a, err := fetchFor(ctx, f, c)
+	if err != nil || a == nil {
+		return "", err
+	}
+	return a.SHA256, nil
 }
 
 // Prefetch downloads and verifies every script and file the customizers
@@ -215,11 +237,24 @@ func (r *runner) run(ctx context.Context, phase Phase, cs []template.Customizer)
 		}
 	}
 	var steps []Step
-	for _, p := range preps {
+	for i, p := range preps {
+		if i < r.opts.Skip {
+			s := p.step
+			s.Start, s.End, s.Done, s.Reused, s.ExitCode = time.Now(), time.Now(), true, true, 0
+			r.log.line("["+s.Name+"] ", "reused from the layer cache: not run")
+			r.progress(s)
+			steps = append(steps, s)
+			continue
+		}
 		s := r.runStep(ctx, p)
 		steps = append(steps, s)
 		if s.Err != nil {
 			return steps, s.Err
+		}
+		if r.opts.AfterStep != nil {
+			if err := r.opts.AfterStep(ctx, s); err != nil {
+				return steps, err
+			}
 		}
 	}
 	return steps, nil
@@ -346,7 +381,7 @@ func (r *runner) waitReboot(ctx context.Context, oldBoot string) error {
 				err = errors.New("it announced a shutdown but is still in the same boot")
 			}
 			return timedOut(err)
-		case <-time.After(2 * time.Second):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	r.log.line("[goldsmith] ", fmt.Sprintf("the guest is back after %s", time.Since(start).Round(time.Second)))

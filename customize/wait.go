@@ -54,7 +54,7 @@ while :; do
 		echo "still busy after ${limit}s: $busy; continuing anyway"
 		exit 0
 	fi
-	sleep 1
+	sleep 0.1
 done
 `
 

@@ -21,7 +21,16 @@ type qemuInvocation struct {
 	SSHPort    int
 	QMPSocket  string
 	FwCfg      []fwCfgFile
+	// Incoming starts QEMU paused, waiting for a saved state (Restore).
+	Incoming bool
 }
+
+// bootArgs is how one QEMU process booted: direct kernel boot, or through
+// the disk's firmware path when Kernel is empty.
+type bootArgs struct{ Kernel, Initrd, Cmdline string }
+
+// driveID names the build disk's block backend in QMP commands.
+const driveID = "root"
 
 type fwCfgFile struct{ Name, File string }
 
@@ -39,10 +48,16 @@ func (q qemuInvocation) args() []string {
 		"-serial", "stdio",
 		"-no-reboot",
 		"-qmp", "unix:" + qemuOpt(q.QMPSocket) + ",server=on,wait=off",
-		"-drive", "file=" + qemuOpt(q.Disk) + ",format=" + q.DiskFormat + ",if=virtio,cache=unsafe,discard=unmap",
+		"-drive", "id=" + driveID + ",file=" + qemuOpt(q.Disk) + ",format=" + q.DiskFormat + ",if=virtio,cache=unsafe,discard=unmap",
 		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", q.SSHPort),
 		"-device", "virtio-net-pci,netdev=n0",
 		"-device", "virtio-rng-pci",
+		// A new generation id at every start tells a restored Linux guest
+		// to reseed its random number generator.
+		"-device", "vmgenid,guid=auto",
+	}
+	if q.Incoming {
+		a = append(a, "-S", "-incoming", "defer")
 	}
 	if q.Kernel != "" {
 		a = append(a, "-kernel", q.Kernel)

@@ -68,7 +68,7 @@ type commConfig struct {
 // Timeouts of the communicator.
 const (
 	attemptTimeout    = 20 * time.Second // one connection attempt, handshake and boot_id included
-	retryInterval     = time.Second
+	retryInterval     = 100 * time.Millisecond
 	sessionTimeout    = 30 * time.Second // opening a session on a live connection
 	keepaliveInterval = 15 * time.Second
 	keepaliveTimeout  = 60 * time.Second

@@ -78,6 +78,10 @@ type Config struct {
 	// that a supervisor that dies can have the process stopped later.
 	PIDFile string
 
+	// Restore, when set, starts the VM from a saved state (see Restore)
+	// instead of booting it.
+	Restore *Restore
+
 	QEMU   string // default DefaultQEMU
 	Runner Runner // default HostRunner
 	Logger *slog.Logger
@@ -133,6 +137,10 @@ type VM struct {
 	closing  bool
 
 	clientKeyPEM []byte // the build user's private key, for ClientKeyFile
+	signer       ssh.Signer
+	hostPub      ssh.PublicKey
+	hostKeyPEM   []byte
+	instBoot     bootArgs // how the running QEMU process booted
 
 	superDone chan struct{}
 	closeOnce sync.Once
@@ -271,6 +279,18 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	})
 	v.superDone = make(chan struct{})
 	go v.supervise()
+	if r := cfg.Restore; r != nil {
+		start := time.Now()
+		err := loadState(ctx, inst.qmp, r.StateFile)
+		if err == nil {
+			err = v.adopt(ctx, r.Identity)
+		}
+		if err != nil {
+			v.Close()
+			return nil, fmt.Errorf("machine: restore %s: %w", r.StateFile, err)
+		}
+		log.Info("restored a saved VM state", "state", r.StateFile, "took", time.Since(start).Round(time.Millisecond))
+	}
 	return v, nil
 }
 
@@ -290,6 +310,7 @@ func (v *VM) writeIdentity() (ssh.Signer, ssh.PublicKey, error) {
 		return nil, nil, err
 	}
 	v.clientKeyPEM = pem.EncodeToMemory(clientBlock)
+	v.signer = signer
 	hostPubRaw, hostKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -302,13 +323,14 @@ func (v *VM) writeIdentity() (ssh.Signer, ssh.PublicKey, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	v.hostPub, v.hostKeyPEM = hostPub, pem.EncodeToMemory(block)
 	items := []struct {
 		item string
 		data []byte
 	}{
 		{guestagent.ItemUser, []byte(v.cfg.User)},
 		{guestagent.ItemAuthorizedKeys, ssh.MarshalAuthorizedKey(signer.PublicKey())},
-		{guestagent.ItemHostKey, pem.EncodeToMemory(block)},
+		{guestagent.ItemHostKey, v.hostKeyPEM},
 	}
 	for _, it := range items {
 		p := filepath.Join(v.dir, it.item)
@@ -353,10 +375,12 @@ func (v *VM) launch(ctx context.Context, first bool) (*instance, error) {
 			}
 			port = p
 		}
-		inst, err := v.startInstance(ctx, v.invocation(first, port, boot))
+		inv := v.invocation(first, port, boot)
+		inst, err := v.startInstance(ctx, inv)
 		if err == nil {
 			v.mu.Lock()
 			v.port = port
+			v.instBoot = bootArgs{Kernel: inv.Kernel, Initrd: inv.Initrd, Cmdline: inv.Cmdline}
 			v.mu.Unlock()
 			return inst, nil
 		}
@@ -372,9 +396,12 @@ func (v *VM) launch(ctx context.Context, first bool) (*instance, error) {
 // direct kernel boot if configured, a restart after a guest reboot only with
 // RestartWithKernel.
 func (v *VM) invocation(first bool, port, boot int) qemuInvocation {
+	v.mu.Lock()
+	disk, format := v.cfg.Disk, v.cfg.DiskFormat
+	v.mu.Unlock()
 	inv := qemuInvocation{
 		Accel: v.accel, CPUModel: v.cfg.CPUModel, CPUs: v.cfg.CPUs, MemoryMiB: v.cfg.MemoryMiB,
-		Disk: v.cfg.Disk, DiskFormat: v.cfg.DiskFormat,
+		Disk: disk, DiskFormat: format, Incoming: first && v.cfg.Restore != nil,
 		SSHPort: port, QMPSocket: filepath.Join(v.dir, fmt.Sprintf("qmp-%d.sock", boot)),
 		FwCfg: v.fwcfg,
 	}

@@ -1,0 +1,419 @@
+// Package layer is the build's layer cache: the build VM's disk, with its
+// memory and device state, saved after each customizer, so that a rebuild
+// whose first customizers are unchanged restores the VM as it was after
+// them and runs only the rest, the way a container build reuses layers.
+//
+// A layer is a directory named by its key, holding a qcow2 disk whose
+// backing file is its parent layer's disk (the first layer's is the source
+// image), the VM's saved state, and meta.json. A key covers everything that
+// determines the layer's contents (see Key), so layers are content-addressed
+// and shared by every template with the same prefix.
+//
+// Layers are immutable once committed. Their disks are referenced by path
+// from their children and from running builds, so a directory never moves:
+// a build reserves the directory of the layer it is about to make, the VM
+// writes its disk there, and meta.json appears only when the layer is
+// complete. Builds hold a shared flock on every layer they use; eviction
+// and pruning take an exclusive one and skip what is in use.
+package layer
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/goldsmith-dev/goldsmith/machine"
+)
+
+// Format versions the layout and key scheme; a change makes old layers
+// unreachable (prune removes them).
+const Format = "goldsmith-layer-1"
+
+// Files in a layer directory.
+const (
+	diskFile  = "disk.qcow2"
+	stateFile = "state"
+	metaFile  = "meta.json"
+	lockFile  = "lock"
+)
+
+// ErrNotFound: no committed layer has the key.
+var ErrNotFound = errors.New("layer not found")
+
+// ErrBusy: another build is making the layer right now.
+var ErrBusy = errors.New("layer is being made by another build")
+
+// Meta describes a committed layer.
+type Meta struct {
+	Key    string `json:"key"`
+	Parent string `json:"parent,omitempty"` // "" for the booted source image
+	// Step is how many customizers the layer includes (0: the booted source).
+	Step         int    `json:"step"`
+	Description  string `json:"description"`
+	SourceSHA256 string `json:"sourceSHA256"`
+	// Boot is how the QEMU process that saved the state booted; a restore
+	// starts QEMU the same way (direct kernel boot or firmware).
+	DirectKernel bool             `json:"directKernel"`
+	Identity     machine.Identity `json:"identity"`
+	Bytes        int64            `json:"bytes"` // disk space of disk and state
+	Created      time.Time        `json:"created"`
+	LastUsed     time.Time        `json:"lastUsed"`
+}
+
+// Key derives a layer's key from its parent's key and the parts that
+// determine what the layer adds. The parts are length-prefixed, so no two
+// different lists hash alike.
+func Key(parent string, parts ...[]byte) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n", Format, parent)
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:", len(p))
+		h.Write(p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Cache is a directory of layers with a size bound.
+type Cache struct {
+	dir      string
+	maxBytes int64
+	log      *slog.Logger
+}
+
+// Open opens (creating) the cache in dir, bounded to maxBytes (0: no bound).
+func Open(dir string, maxBytes int64, log *slog.Logger) (*Cache, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("layer cache: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Cache{dir: dir, maxBytes: maxBytes, log: log}, nil
+}
+
+// Dir is the cache's directory.
+func (c *Cache) Dir() string { return c.dir }
+
+func (c *Cache) path(key string, name string) string { return filepath.Join(c.dir, key, name) }
+
+// Pending is a layer being made: its directory exists, held exclusively by
+// one build, without meta.json.
+type Pending struct {
+	c    *Cache
+	key  string
+	lock *os.File
+}
+
+// Reserve makes the directory of a new layer. It fails with ErrBusy when
+// another live build is making it, and with fs.ErrExist when it is already
+// committed. A pending directory left by a build that died is taken over.
+func (c *Cache) Reserve(key string) (*Pending, error) {
+	if !validKey(key) {
+		return nil, fmt.Errorf("layer cache: bad key %q", key)
+	}
+	dir := filepath.Join(c.dir, key)
+	for attempt := 0; attempt < 2; attempt++ {
+		err := os.Mkdir(dir, 0o700)
+		if err == nil {
+			lock, err := lockPath(c.path(key, lockFile), syscall.LOCK_EX|syscall.LOCK_NB)
+			if err != nil {
+				os.RemoveAll(dir)
+				return nil, fmt.Errorf("layer cache: reserve %s: %w", short(key), err)
+			}
+			return &Pending{c: c, key: key, lock: lock}, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("layer cache: reserve %s: %w", short(key), err)
+		}
+		if _, err := os.Stat(c.path(key, metaFile)); err == nil {
+			return nil, fmt.Errorf("layer %s: %w", short(key), fs.ErrExist)
+		}
+		// Pending: alive if its owner holds the lock.
+		lock, err := lockPath(c.path(key, lockFile), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %w", short(key), ErrBusy)
+		}
+		if _, err := os.Stat(c.path(key, metaFile)); err == nil {
+			lock.Close()
+			return nil, fmt.Errorf("layer %s: %w", short(key), fs.ErrExist)
+		}
+		c.log.Info("removing a layer left unfinished by a build that stopped", "key", short(key))
+		os.RemoveAll(dir)
+		lock.Close()
+	}
+	return nil, fmt.Errorf("layer %s: %w", short(key), ErrBusy)
+}
+
+// Key is the pending layer's key.
+func (p *Pending) Key() string { return p.key }
+
+// DiskPath is where the VM writes the layer's disk.
+func (p *Pending) DiskPath() string { return p.c.path(p.key, diskFile) }
+
+// StatePath is where the VM's state is saved.
+func (p *Pending) StatePath() string { return p.c.path(p.key, stateFile) }
+
+// Commit completes the layer. The caller keeps a shared hold on it until
+// the returned Handle is released (a running build uses it as a backing
+// file).
+func (p *Pending) Commit(m Meta) (*Handle, error) {
+	m.Key = p.key
+	now := time.Now().UTC()
+	m.Created, m.LastUsed = now, now
+	m.Bytes = usage(p.DiskPath()) + usage(p.StatePath())
+	if err := writeMeta(p.c.path(p.key, metaFile), m); err != nil {
+		return nil, fmt.Errorf("layer cache: commit %s: %w", short(p.key), err)
+	}
+	// Downgrade: readers may use it now; eviction still sees it in use.
+	if err := syscall.Flock(int(p.lock.Fd()), syscall.LOCK_SH); err != nil {
+		p.lock.Close()
+		return nil, fmt.Errorf("layer cache: commit %s: %w", short(p.key), err)
+	}
+	h := &Handle{Meta: m, locks: []*os.File{p.lock}, c: p.c}
+	p.lock = nil
+	return h, nil
+}
+
+// Discard removes a pending layer (its customizer failed or the run was
+// canceled).
+func (p *Pending) Discard() {
+	if p.lock == nil {
+		return
+	}
+	os.RemoveAll(filepath.Join(p.c.dir, p.key))
+	p.lock.Close()
+	p.lock = nil
+}
+
+// Handle is a committed layer held for use, with its ancestors.
+type Handle struct {
+	Meta  Meta
+	c     *Cache
+	locks []*os.File
+}
+
+// DiskPath is the layer's disk (never written to).
+func (h *Handle) DiskPath() string { return h.c.path(h.Meta.Key, diskFile) }
+
+// StatePath is the layer's saved VM state.
+func (h *Handle) StatePath() string { return h.c.path(h.Meta.Key, stateFile) }
+
+// Release drops the hold.
+func (h *Handle) Release() {
+	for _, l := range h.locks {
+		l.Close()
+	}
+	h.locks = nil
+}
+
+// Remove deletes a layer this build committed and still holds (a run that
+// was canceled or timed out keeps no layer).
+func (h *Handle) Remove() {
+	os.RemoveAll(filepath.Join(h.c.dir, h.Meta.Key))
+	h.Release()
+}
+
+// Acquire holds a committed layer and every ancestor (shared locks), and
+// marks them used now.
+func (c *Cache) Acquire(key string) (*Handle, error) {
+	var locks []*os.File
+	fail := func(err error) (*Handle, error) {
+		for _, l := range locks {
+			l.Close()
+		}
+		return nil, err
+	}
+	var first Meta
+	for k := key; k != ""; {
+		if !validKey(k) {
+			return fail(fmt.Errorf("layer cache: bad key %q", k))
+		}
+		l, err := lockPath(c.path(k, lockFile), syscall.LOCK_SH|syscall.LOCK_NB)
+		if err != nil {
+			return fail(fmt.Errorf("layer %s: %w", short(k), ErrNotFound))
+		}
+		locks = append(locks, l)
+		m, err := readMeta(c.path(k, metaFile))
+		if err != nil {
+			return fail(fmt.Errorf("layer %s: %w", short(k), ErrNotFound))
+		}
+		if _, err := os.Stat(c.path(k, diskFile)); err != nil {
+			return fail(fmt.Errorf("layer %s: disk missing: %w", short(k), ErrNotFound))
+		}
+		if k == key {
+			first = m
+		}
+		m.LastUsed = time.Now().UTC()
+		if err := writeMeta(c.path(k, metaFile), m); err != nil {
+			return fail(err)
+		}
+		k = m.Parent
+	}
+	return &Handle{Meta: first, c: c, locks: locks}, nil
+}
+
+// List returns every committed layer, most recently used first.
+func (c *Cache) List() ([]Meta, error) {
+	entries, err := os.ReadDir(c.dir)
+	if err != nil {
+		return nil, fmt.Errorf("layer cache: %w", err)
+	}
+	var out []Meta
+	for _, e := range entries {
+		if !e.IsDir() || !validKey(e.Name()) {
+			continue
+		}
+		m, err := readMeta(c.path(e.Name(), metaFile))
+		if err != nil {
+			continue // pending
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].LastUsed.After(out[j].LastUsed) })
+	return out, nil
+}
+
+// Prune removes least recently used layers, with their descendants, until
+// the cache holds at most maxBytes (0 removes every layer not in use).
+// Layers in use are kept. It returns what it removed.
+func (c *Cache) Prune(maxBytes int64) ([]Meta, error) {
+	all, err := c.List()
+	if err != nil {
+		return nil, err
+	}
+	var total int64
+	children := map[string][]Meta{}
+	for _, m := range all {
+		total += m.Bytes
+		children[m.Parent] = append(children[m.Parent], m)
+	}
+	var removed []Meta
+	gone := map[string]bool{}
+	// Oldest first; a parent is never used later than its children, so
+	// leaves go first.
+	for i := len(all) - 1; i >= 0 && total > maxBytes; i-- {
+		m := all[i]
+		if gone[m.Key] {
+			continue
+		}
+		tree := subtree(m, children, gone)
+		var locks []*os.File
+		busy := false
+		for _, t := range tree {
+			l, err := lockPath(c.path(t.Key, lockFile), syscall.LOCK_EX|syscall.LOCK_NB)
+			if err != nil {
+				busy = true
+				break
+			}
+			locks = append(locks, l)
+		}
+		if !busy {
+			for _, t := range tree {
+				if err := os.RemoveAll(filepath.Join(c.dir, t.Key)); err != nil {
+					c.log.Warn("remove layer", "key", short(t.Key), "err", err)
+					continue
+				}
+				gone[t.Key] = true
+				total -= t.Bytes
+				removed = append(removed, t)
+			}
+		}
+		for _, l := range locks {
+			l.Close()
+		}
+	}
+	return removed, nil
+}
+
+// Enforce prunes to the cache's bound.
+func (c *Cache) Enforce() ([]Meta, error) {
+	if c.maxBytes <= 0 {
+		return nil, nil
+	}
+	removed, err := c.Prune(c.maxBytes)
+	for _, m := range removed {
+		c.log.Info("layer cache: evicted", "key", short(m.Key), "step", m.Step, "bytes", m.Bytes)
+	}
+	return removed, err
+}
+
+// subtree is m and its committed descendants not yet removed, children
+// before parents.
+func subtree(m Meta, children map[string][]Meta, gone map[string]bool) []Meta {
+	var out []Meta
+	for _, ch := range children[m.Key] {
+		if !gone[ch.Key] {
+			out = append(out, subtree(ch, children, gone)...)
+		}
+	}
+	return append(out, m)
+}
+
+func lockPath(path string, how int) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func readMeta(path string) (Meta, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Meta{}, err
+	}
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Meta{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+func writeMeta(path string, m Meta) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// usage is the disk space a file takes (holes excluded).
+func usage(path string) int64 {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return 0
+	}
+	return st.Blocks * 512
+}
+
+func validKey(k string) bool {
+	if len(k) != 64 {
+		return false
+	}
+	return strings.Trim(k, "0123456789abcdef") == ""
+}
+
+func short(k string) string {
+	if len(k) > 12 {
+		return k[:12]
+	}
+	return k
+}

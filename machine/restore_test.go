@@ -1,0 +1,127 @@
+package machine_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goldsmith-dev/goldsmith/catalog"
+	"github.com/goldsmith-dev/goldsmith/disk"
+	"github.com/goldsmith-dev/goldsmith/machine"
+)
+
+// debian12 returns the catalog's Debian 12 image, built on first use into
+// the machine-wide test cache.
+func debian12(t *testing.T) catalog.Entry {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots real VMs")
+	}
+	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "mmdebstrap"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	data := os.Getenv("GOLDSMITH_TEST_DATA")
+	if data == "" {
+		data = "/var/tmp/goldsmith-test"
+	}
+	cat, err := catalog.Open(data, catalog.WithRunner(disk.Exec{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	e, err := cat.Resolve(ctx, "Debian:debian-12:12:latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func run(t *testing.T, vm *machine.VM, cmd string) string {
+	t.Helper()
+	var out bytes.Buffer
+	code, err := vm.Comm().Run(context.Background(), cmd, &out, &out)
+	if err != nil || code != 0 {
+		t.Fatalf("%s: exit %d, %v: %s", cmd, code, err, out.String())
+	}
+	return strings.TrimSpace(out.String())
+}
+
+// TestCheckpointRestore saves a booted VM's disk and memory while it runs
+// on, then restores the pair twice: each restore has SSH with its own keys
+// (the saved identity no longer works), the clock is set to now, and what
+// the first VM did after the checkpoint is not there.
+func TestCheckpointRestore(t *testing.T) {
+	base := debian12(t)
+	dir := t.TempDir()
+	img := disk.QemuImg{Run: disk.Exec{}}
+	ctx := context.Background()
+	frozen := filepath.Join(dir, "layer0.qcow2")
+	if err := img.CreateOverlay(ctx, frozen, base.DiskPath, base.DiskFormat, 0); err != nil {
+		t.Fatal(err)
+	}
+	cfg := machine.Config{Disk: frozen, DiskFormat: "qcow2", Kernel: base.KernelPath, Initrd: base.InitrdPath,
+		Cmdline: base.Cmdline, CPUs: 2, MemoryMiB: 2048, Accel: machine.AccelTCG, User: "packer"}
+	start := time.Now()
+	vm, err := machine.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	if err := vm.Comm().WaitForSSH(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cold boot to SSH: %s", time.Since(start).Round(100*time.Millisecond))
+	state := filepath.Join(dir, "layer0.state")
+	saved, err := vm.Checkpoint(ctx, machine.Checkpoint{NewDisk: filepath.Join(dir, "top.qcow2"), StateFile: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(state)
+	t.Logf("checkpoint took %s, state %d MiB", saved.Took.Round(time.Millisecond), fi.Size()>>20)
+	run(t, vm, "echo after > ~/after-checkpoint && sync")
+	oldKey := run(t, vm, "cat ~/.ssh/authorized_keys")
+	vm.Close()
+
+	for i := range 2 {
+		disk := filepath.Join(dir, "restore"+strconv.Itoa(i)+".qcow2")
+		if err := img.CreateOverlay(ctx, disk, frozen, "qcow2", 0); err != nil {
+			t.Fatal(err)
+		}
+		rcfg := cfg
+		rcfg.Disk, rcfg.Kernel, rcfg.Initrd, rcfg.Cmdline = disk, saved.Kernel, saved.Initrd, saved.Cmdline
+		rcfg.Restore = &machine.Restore{StateFile: state, Identity: saved.Identity}
+		start := time.Now()
+		rvm, err := machine.Start(ctx, rcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rvm.Comm().WaitForSSH(ctx); err != nil {
+			rvm.Close()
+			t.Fatal(err)
+		}
+		t.Logf("restore %d to SSH with its own identity: %s", i, time.Since(start).Round(100*time.Millisecond))
+		if got := run(t, rvm, "test -e ~/after-checkpoint && echo present || echo absent"); got != "absent" {
+			t.Errorf("restore %d sees a file written after the checkpoint", i)
+		}
+		if key := run(t, rvm, "cat ~/.ssh/authorized_keys"); key == oldKey {
+			t.Errorf("restore %d still authorizes the saved identity's key", i)
+		}
+		guest, _ := strconv.ParseInt(run(t, rvm, "date +%s"), 10, 64)
+		if d := time.Since(time.Unix(guest, 0)); d > 30*time.Second || d < -30*time.Second {
+			t.Errorf("restore %d: guest clock off by %s", i, d)
+		}
+		if saved.Identity.HostKey == rvm.Identity().HostKey {
+			t.Errorf("restore %d kept the saved host key", i)
+		}
+		rvm.Close()
+	}
+}

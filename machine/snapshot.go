@@ -1,0 +1,283 @@
+package machine
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Identity is what reaches a guest's SSH: the build user, its private key,
+// and the host key the client pins. A saved VM state carries the identity of
+// the VM that saved it; a VM restored from it replaces that identity with its
+// own before anything else runs (see Restore).
+type Identity struct {
+	User         string `json:"user"`
+	ClientKeyPEM []byte `json:"clientKey"`
+	HostKey      string `json:"hostKey"` // authorized_keys format
+}
+
+// Identity returns the VM's build identity.
+func (v *VM) Identity() Identity {
+	return Identity{User: v.cfg.User, ClientKeyPEM: v.clientKeyPEM, HostKey: string(ssh.MarshalAuthorizedKey(v.hostPub))}
+}
+
+// Restore starts a VM from a saved state instead of booting it.
+type Restore struct {
+	// StateFile is the guest's memory and device state (Checkpoint's
+	// StateFile). Config.Disk must be an overlay over the disk frozen with
+	// it, and Config's CPUs, memory, accelerator, CPU model and boot mode
+	// must equal those of the VM that saved it: QEMU refuses, or worse,
+	// misreads a state saved with another device line.
+	StateFile string
+	// Identity reaches the restored guest; it is replaced at once by the new
+	// VM's own, so two VMs restored from one state share no key.
+	Identity Identity
+}
+
+// Checkpoint describes one checkpoint of a running VM.
+type Checkpoint struct {
+	// NewDisk is the qcow2 overlay QEMU creates over the current disk, which
+	// is frozen from then on: the VM writes to NewDisk, and after a guest
+	// reboot QEMU is started on NewDisk.
+	NewDisk string
+	// StateFile, when set, receives the guest's memory and device state at
+	// the same instant, so the pair can be restored later (Restore).
+	StateFile string
+}
+
+// Saved is the outcome of a checkpoint.
+type Saved struct {
+	Disk      string // the frozen disk (the VM's disk before the checkpoint)
+	StateFile string // empty without a state
+	// Kernel, Initrd and Cmdline are the direct kernel boot of the QEMU
+	// process that saved the state (empty: it booted through firmware); a
+	// restore must start QEMU the same way.
+	Kernel, Initrd, Cmdline string
+	Identity                Identity
+	Took                    time.Duration
+}
+
+// Checkpoint pauses the guest, freezes its disk (and, with StateFile, its
+// memory) at that instant, and lets it run on. The guest notices nothing but
+// the pause. It is the base of the build's layer cache and booted-VM
+// snapshots.
+func (v *VM) Checkpoint(ctx context.Context, c Checkpoint) (Saved, error) {
+	start := time.Now()
+	v.mu.Lock()
+	inst, state, disk := v.inst, v.state, v.cfg.Disk
+	boot := v.instBoot
+	v.mu.Unlock()
+	if state != StateRunning || inst == nil || !inst.alive() {
+		return Saved{}, fmt.Errorf("machine: checkpoint: the VM is %s", state)
+	}
+	if c.NewDisk == "" {
+		return Saved{}, errors.New("machine: checkpoint: no new disk")
+	}
+	q := inst.qmp
+	if _, err := q.execute(ctx, "stop", nil); err != nil {
+		return Saved{}, fmt.Errorf("machine: checkpoint: pause: %w", err)
+	}
+	resumed := false
+	resume := func() error {
+		if resumed {
+			return nil
+		}
+		resumed = true
+		// A paused guest would stall the build for good: resume even when
+		// ctx has ended.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_, err := q.execute(rctx, "cont", nil)
+		return err
+	}
+	defer resume()
+
+	if _, err := q.execute(ctx, "blockdev-snapshot-sync", map[string]any{
+		"device": driveID, "snapshot-file": c.NewDisk, "format": "qcow2", "mode": "absolute-paths",
+	}); err != nil {
+		return Saved{}, fmt.Errorf("machine: checkpoint: freeze the disk: %w", err)
+	}
+	v.mu.Lock()
+	v.cfg.Disk, v.cfg.DiskFormat = c.NewDisk, "qcow2"
+	v.mu.Unlock()
+
+	saved := Saved{Disk: disk, Kernel: boot.Kernel, Initrd: boot.Initrd, Cmdline: boot.Cmdline, Identity: v.Identity()}
+	if c.StateFile != "" {
+		if err := saveState(ctx, q, c.StateFile); err != nil {
+			return Saved{}, fmt.Errorf("machine: checkpoint: %w", err)
+		}
+		saved.StateFile = c.StateFile
+	}
+	if err := resume(); err != nil {
+		return Saved{}, fmt.Errorf("machine: checkpoint: resume: %w", err)
+	}
+	saved.Took = time.Since(start)
+	v.log.Info("checkpoint", "frozen", disk, "state", c.StateFile, "took", saved.Took.Round(time.Millisecond))
+	return saved, nil
+}
+
+// saveState migrates the paused guest into a file. The file appears only
+// when it is complete.
+func saveState(ctx context.Context, q *qmpConn, path string) error {
+	tmp := path + ".partial"
+	defer os.Remove(tmp)
+	// QEMU's default bandwidth cap (tens of MiB/s) is meant for networks.
+	if _, err := q.execute(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(64) << 30}); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	if _, err := q.execute(ctx, "migrate", map[string]any{"uri": "exec:cat > " + shellQuote(tmp)}); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := waitMigration(ctx, q); err != nil {
+		_, _ = q.execute(context.WithoutCancel(ctx), "migrate_cancel", nil)
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	return nil
+}
+
+// waitMigration polls a migration (outgoing or incoming) until it ends.
+func waitMigration(ctx context.Context, q *qmpConn) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		raw, err := q.execute(ctx, "query-migrate", nil)
+		if err != nil {
+			return err
+		}
+		var m struct {
+			Status    string `json:"status"`
+			ErrorDesc string `json:"error-desc"`
+		}
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return fmt.Errorf("query-migrate: %w", err)
+		}
+		switch m.Status {
+		case "completed":
+			return nil
+		case "failed", "cancelled":
+			return fmt.Errorf("migration %s: %s", m.Status, m.ErrorDesc)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// loadState feeds a saved state into a QEMU started with -incoming defer and
+// -S, and starts the guest.
+func loadState(ctx context.Context, q *qmpConn, path string) error {
+	if _, err := q.execute(ctx, "migrate-incoming", map[string]any{"uri": "exec:cat " + shellQuote(path)}); err != nil {
+		return fmt.Errorf("load state: %w", err)
+	}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		raw, err := q.execute(ctx, "query-status", nil)
+		if err != nil {
+			return fmt.Errorf("load state: %w", err)
+		}
+		var s struct {
+			Status string `json:"status"`
+		}
+		_ = json.Unmarshal(raw, &s)
+		if s.Status != "inmigrate" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("load state: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+	if raw, err := q.execute(ctx, "query-migrate", nil); err == nil {
+		var m struct {
+			Status    string `json:"status"`
+			ErrorDesc string `json:"error-desc"`
+		}
+		if json.Unmarshal(raw, &m) == nil && m.Status == "failed" {
+			return fmt.Errorf("load state: %s", m.ErrorDesc)
+		}
+	}
+	if _, err := q.execute(ctx, "cont", nil); err != nil {
+		return fmt.Errorf("load state: start the guest: %w", err)
+	}
+	return nil
+}
+
+// adopt takes over a restored guest: it logs in with the identity the state
+// was saved with, and replaces it by this VM's own (authorized key and host
+// key), sets the guest's clock, which stopped when the state was saved, and
+// stirs fresh host randomness into the guest's pool (vmgenid also tells a
+// Linux guest to reseed).
+func (v *VM) adopt(ctx context.Context, old Identity) error {
+	signer, err := ssh.ParsePrivateKey(old.ClientKeyPEM)
+	if err != nil {
+		return fmt.Errorf("the saved identity's key: %w", err)
+	}
+	hostKey, _, _, _, err := ssh.ParseAuthorizedKey([]byte(old.HostKey))
+	if err != nil {
+		return fmt.Errorf("the saved identity's host key: %w", err)
+	}
+	if old.User != v.cfg.User {
+		return fmt.Errorf("the state was saved for user %q, not %q", old.User, v.cfg.User)
+	}
+	c := newComm(commConfig{User: old.User, Signer: signer, HostKey: hostKey, Addr: v.sshAddr, Machine: v, Logger: v.log})
+	defer c.close()
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := c.WaitForSSH(wctx); err != nil {
+		return fmt.Errorf("reaching the restored guest: %w", err)
+	}
+	seed := make([]byte, 64)
+	if _, err := rand.Read(seed); err != nil {
+		return err
+	}
+	var in bytes.Buffer
+	now := time.Now()
+	fmt.Fprintf(&in, "%d.%09d\n%s\n", now.Unix(), now.Nanosecond(), hex.EncodeToString(seed))
+	in.Write(ssh.MarshalAuthorizedKey(v.signer.PublicKey()))
+	in.Write(v.hostKeyPEM)
+	var out bytes.Buffer
+	code, err := c.run(wctx, adoptScript, &in, &out, &out)
+	if err != nil {
+		return fmt.Errorf("replacing the restored guest's identity: %w", err)
+	}
+	if code != 0 {
+		return fmt.Errorf("replacing the restored guest's identity: exit code %d: %s", code, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+// adoptScript reads, from stdin: the time (seconds.nanoseconds since the
+// epoch), a hex seed, the new authorized_keys line, and the new PEM host
+// key. sshd is reloaded so new connections see the new host key; the
+// session running this script survives the reload.
+const adoptScript = `set -eu
+IFS= read -r now
+IFS= read -r seed
+IFS= read -r authkey
+hostkey=$(cat)
+sudo -n date -u -s "@$now" >/dev/null
+printf '%s' "$seed" | sudo -n tee /dev/urandom >/dev/null
+umask 077
+printf '%s\n' "$authkey" >"$HOME/.ssh/authorized_keys.new"
+mv -f "$HOME/.ssh/authorized_keys.new" "$HOME/.ssh/authorized_keys"
+printf '%s\n' "$hostkey" | sudo -n tee /etc/ssh/ssh_host_ed25519_key.new >/dev/null
+sudo -n mv -f /etc/ssh/ssh_host_ed25519_key.new /etc/ssh/ssh_host_ed25519_key
+sudo -n sh -c 'ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key >/etc/ssh/ssh_host_ed25519_key.pub'
+sudo -n systemctl reload ssh 2>/dev/null || sudo -n systemctl reload sshd 2>/dev/null || sudo -n pkill -HUP -x sshd
+`
