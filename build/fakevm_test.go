@@ -11,8 +11,10 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/machine"
 )
 
@@ -21,6 +23,10 @@ import (
 // rules: the first rule whose match is found in the command, or in a script
 // the command runs (a file uploaded earlier whose path the command names),
 // decides the outcome. A command no rule matches succeeds with no output.
+//
+// Checkpoint makes real qcow2 overlays (qemu-img), and the starter honours
+// machine.Config.Restore (the state file must exist), for the layer cache's
+// tests.
 //
 // It speaks the protocol customize's runner relies on: a command that starts
 // with "printf '%s\n' MARKER;" prints MARKER first, as the shell would, so
@@ -229,6 +235,31 @@ func (v *fakeVM) Close() error {
 	return nil
 }
 
+// Checkpoint freezes the fake's disk as machine.VM does: a real qcow2
+// overlay over the current disk becomes the VM's disk; the state file, if
+// asked for, holds a line naming the boot.
+func (v *fakeVM) Checkpoint(ctx context.Context, c machine.Checkpoint) (machine.Saved, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.state != machine.StateRunning {
+		return machine.Saved{}, fmt.Errorf("machine: checkpoint: the VM is %s", v.state)
+	}
+	old, format := v.cfg.Disk, v.cfg.DiskFormat
+	if err := (disk.QemuImg{Run: disk.Exec{}}).CreateOverlay(ctx, c.NewDisk, old, format, 0); err != nil {
+		return machine.Saved{}, fmt.Errorf("machine: checkpoint: freeze the disk: %w", err)
+	}
+	v.cfg.Disk, v.cfg.DiskFormat = c.NewDisk, "qcow2"
+	saved := machine.Saved{Disk: old, Identity: machine.Identity{User: v.cfg.User}}
+	if c.StateFile != "" {
+		if err := os.WriteFile(c.StateFile, []byte(fmt.Sprintf("fake state, boot %d\n", v.boot)), 0o644); err != nil {
+			return machine.Saved{}, fmt.Errorf("machine: checkpoint: %w", err)
+		}
+		saved.StateFile = c.StateFile
+	}
+	v.journal.add("checkpoint " + filepath.Base(c.NewDisk))
+	return saved, nil
+}
+
 func (v *fakeVM) Accel() machine.Accel { return machine.AccelTCG }
 func (v *fakeVM) SSHAddr() string      { return "127.0.0.1:40022" }
 func (v *fakeVM) ConsoleTail() string  { return "fake console: login:\n" }
@@ -286,7 +317,14 @@ type fakeStarter struct {
 }
 
 func (s *fakeStarter) start(ctx context.Context, cfg machine.Config) (VM, error) {
-	s.journal.add("start VM")
+	if r := cfg.Restore; r != nil {
+		s.journal.add("start VM from " + filepath.Base(r.StateFile))
+		if _, err := os.Stat(r.StateFile); err != nil {
+			return nil, fmt.Errorf("machine: restore %s: %w", r.StateFile, err)
+		}
+	} else {
+		s.journal.add("start VM")
+	}
 	if s.err != nil {
 		return nil, s.err
 	}
@@ -318,5 +356,52 @@ func waitClosed(ch <-chan struct{}) bool {
 		return true
 	case <-time.After(10 * time.Second):
 		return false
+	}
+}
+
+// TestFakeVMCheckpoint: the fake checkpoints and restores as machine.VM
+// does, so the layer cache can be tested on it: the VM moves to a real
+// overlay over its frozen disk, and a restore needs the saved state.
+func TestFakeVMCheckpoint(t *testing.T) {
+	base := baseDisk(t)
+	dir := t.TempDir()
+	first := filepath.Join(dir, "build-disk.qcow2")
+	ctx := context.Background()
+	qi := disk.QemuImg{Run: disk.Exec{}}
+	if err := qi.CreateOverlay(ctx, first, base.Disk, base.DiskFormat, 0); err != nil {
+		t.Fatal(err)
+	}
+	j := &journal{}
+	st := &fakeStarter{journal: j}
+	vm, err := st.start(ctx, machine.Config{Disk: first, DiskFormat: "qcow2", User: BuildUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer := filepath.Join(dir, "layer-1.qcow2")
+	state := filepath.Join(dir, "layer-1.state")
+	saved, err := vm.Checkpoint(ctx, machine.Checkpoint{NewDisk: layer, StateFile: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := qi.Info(ctx, layer, "qcow2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saved.Disk != first || saved.StateFile != state || info.FullBackingFilename != first || st.last().cfg.Disk != layer {
+		t.Errorf("saved %+v, new disk backed by %q, VM on %q", saved, info.FullBackingFilename, st.last().cfg.Disk)
+	}
+	vm.Close()
+	if _, err := vm.Checkpoint(ctx, machine.Checkpoint{NewDisk: filepath.Join(dir, "late.qcow2")}); err == nil {
+		t.Error("a closed VM checkpointed")
+	}
+	if _, err := st.start(ctx, machine.Config{Disk: layer, Restore: &machine.Restore{StateFile: state}}); err != nil {
+		t.Errorf("restore: %v", err)
+	}
+	if _, err := st.start(ctx, machine.Config{Disk: layer, Restore: &machine.Restore{StateFile: filepath.Join(dir, "none")}}); err == nil {
+		t.Error("restored from a missing state")
+	}
+	want := "start VM\ncheckpoint layer-1.qcow2\nclose\nstart VM from layer-1.state\nstart VM from none"
+	if got := j.String(); got != want {
+		t.Errorf("journal:\n%s\nwant\n%s", got, want)
 	}
 }

@@ -24,6 +24,11 @@ type VM interface {
 	Shutdown(ctx context.Context) error
 	// Close stops the VM whatever its state; it is idempotent.
 	Close() error
+	// Checkpoint freezes the disk the VM runs on (and, with a state file,
+	// its memory) and moves the VM onto a new overlay over it: the layer
+	// cache's layers. A VM is started from a saved state through
+	// machine.Config.Restore.
+	Checkpoint(ctx context.Context, c machine.Checkpoint) (machine.Saved, error)
 
 	Accel() machine.Accel
 	// SSHAddr and ClientKeyFile tell a user how to reach a VM kept for
