@@ -16,6 +16,7 @@ import (
 
 	"github.com/goldsmith-dev/goldsmith/customize"
 	"github.com/goldsmith-dev/goldsmith/disk"
+	"github.com/goldsmith-dev/goldsmith/layer"
 	"github.com/goldsmith-dev/goldsmith/machine"
 	"github.com/goldsmith-dev/goldsmith/source"
 	"github.com/goldsmith-dev/goldsmith/template"
@@ -81,6 +82,9 @@ type Builder struct {
 	// ReadyTimeout and RebootTimeout pass through to the customizers
 	// (0: their defaults).
 	ReadyTimeout, RebootTimeout time.Duration
+	// Layers is the layer cache; nil: none. A request uses it only with
+	// Request.LayerCache.
+	Layers *layer.Cache
 }
 
 // Request is one build.
@@ -107,6 +111,11 @@ type Request struct {
 	// validator failed: the build VM is kept running and OnAbort says how
 	// to reach it; the run's cleanup waits until OnAbort returns.
 	OnAbort func(ctx context.Context, a Abort)
+	// LayerCache restores the VM from the longest cached prefix of
+	// unchanged customizers and saves a layer after each step (see package
+	// layer). AIB builds afresh every time: goldsmith build turns it on by
+	// default, the service only for templates that opt in.
+	LayerCache bool
 }
 
 // Abort describes a build VM kept for inspection.
@@ -149,6 +158,8 @@ type run struct {
 	manifest   *Manifest
 
 	base    source.Image
+	layers  *layers
+	endErr  error // how the run ended, for the cleanups
 	overlay string
 	vm      *machine.VM
 	outputs []Output
@@ -231,9 +242,11 @@ func (r *run) steps() []step {
 	return []step{
 		&resolveSource{},
 		&fetchArtifacts{},
+		&lookUpLayers{},
 		&prepareDisk{},
 		&bootVM{},
 		&growDisk{},
+		&saveBaseLayer{},
 		&customizeStep{},
 		&validateStep{},
 		&packageList{},

@@ -85,6 +85,8 @@ type Comm struct {
 	clientBoot int
 	bootID     string
 	closed     bool
+	// bannerMisses counts attempts whose server never spoke.
+	bannerMisses int
 }
 
 func newComm(cfg commConfig) *Comm { return &Comm{cfg: cfg} }
@@ -145,6 +147,7 @@ func (c *Comm) WaitForSSH(ctx context.Context) error {
 				c.mu.Lock()
 				old := c.client
 				c.client, c.clientBoot, c.bootID = client, st.Boot, id
+				c.bannerMisses = 0
 				c.mu.Unlock()
 				if old != nil {
 					old.Close()
@@ -186,8 +189,16 @@ func (c *Comm) dial(ctx context.Context) (*ssh.Client, string, error) {
 	}
 	dl, _ := actx.Deadline()
 	_ = conn.SetDeadline(dl)
+	// QEMU's user networking accepts the connection before the guest
+	// listens, and then the attempt hangs: a guest whose sshd is up sends
+	// its banner at once, so wait for that only briefly.
+	c.mu.Lock()
+	wait := bannerTimeout + time.Duration(c.bannerMisses)*time.Second
+	c.mu.Unlock()
+	_ = conn.SetReadDeadline(time.Now().Add(min(wait, attemptTimeout)))
+	bc := &bannerConn{Conn: conn, deadline: dl}
 	stop := context.AfterFunc(actx, func() { conn.Close() })
-	cc, chans, reqs, err := ssh.NewClientConn(conn, addr, &ssh.ClientConfig{
+	cc, chans, reqs, err := ssh.NewClientConn(bc, addr, &ssh.ClientConfig{
 		User:              c.cfg.User,
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(c.cfg.Signer)},
 		HostKeyCallback:   ssh.FixedHostKey(c.cfg.HostKey),
@@ -197,6 +208,11 @@ func (c *Comm) dial(ctx context.Context) (*ssh.Client, string, error) {
 	if err != nil {
 		stop()
 		conn.Close()
+		c.mu.Lock()
+		if !bc.spoke {
+			c.bannerMisses++
+		}
+		c.mu.Unlock()
 		return nil, "", fmt.Errorf("SSH handshake: %w", err)
 	}
 	client := ssh.NewClient(cc, chans, reqs)
@@ -211,6 +227,27 @@ func (c *Comm) dial(ctx context.Context) (*ssh.Client, string, error) {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return client, strings.TrimSpace(id), nil
+}
+
+// bannerTimeout bounds the wait for the SSH server's first bytes; it grows
+// by a second with every attempt that got none (a guest under heavy load
+// can take longer to start sshd's session process).
+const bannerTimeout = 2 * time.Second
+
+// bannerConn lifts the short read deadline once the server has spoken.
+type bannerConn struct {
+	net.Conn
+	deadline time.Time
+	spoke    bool
+}
+
+func (c *bannerConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.spoke {
+		c.spoke = true
+		_ = c.Conn.SetReadDeadline(c.deadline)
+	}
+	return n, err
 }
 
 // output runs a command and returns its stdout (no deadline of its own).

@@ -455,6 +455,12 @@ func (v *VM) startInstance(ctx context.Context, inv qemuInvocation) (*instance, 
 		return nil, fmt.Errorf("starting qemu: %w: %s", err, msg)
 	}
 	inst.qmp = q
+	// QEMU's default migration bandwidth cap is meant for networks; a
+	// checkpoint writes to a local file. Set it at start: set just before
+	// a migration, it does not apply to that migration's first pass.
+	if _, err := q.execute(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(64) << 30}); err != nil {
+		v.log.Warn("migration bandwidth", "err", err)
+	}
 	return inst, nil
 }
 

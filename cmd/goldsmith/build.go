@@ -33,6 +33,7 @@ type buildFlags struct {
 	accel      string
 	resource   string
 	verbose    bool
+	noCache    bool
 }
 
 func newBuildCommand() *cobra.Command {
@@ -46,6 +47,13 @@ overlay, runs the customizers over SSH (surviving reboots), validates,
 generalizes, powers off, and writes one disk per distribute target into the
 output directory (managedImage and sharedImage targets as qcow2 or raw,
 VHD targets as fixed VHDs), with customization.log and manifest.json.
+
+The layer cache keeps the build VM (disk and memory) after each customizer:
+a rebuild whose first customizers are unchanged (definition and downloaded
+bytes) restores the VM after them and runs only the rest. Like Docker's
+build cache, a step whose result depends on the network ("apt-get upgrade")
+is reused as it was; change the step, or use --no-cache, to run it again.
+See goldsmith cache ls|prune.
 
 On a terminal it shows the phase, the customizer running and the elapsed
 time while the log streams. Ctrl-C cancels and cleans up. Exit status 0 only
@@ -65,6 +73,7 @@ when the build succeeded.`,
 	fl.StringVar(&f.accel, "accel", "", "force the accelerator: kvm or tcg (default: probe)")
 	fl.StringVar(&f.resource, "resource", "", "which template of a deployment template to build, e.g. resources[1]")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log goldsmith's internals")
+	fl.BoolVar(&f.noCache, "no-cache", false, "run every customizer: neither restore nor save layers")
 	return cmd
 }
 
@@ -106,7 +115,8 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, file string, f buil
 	}
 	defer os.RemoveAll(workDir)
 
-	req := build.Request{Template: tmpl, WorkDir: workDir, OutputDir: outDir, ManagedFormat: f.format, LiveConsole: f.verbose}
+	req := build.Request{Template: tmpl, WorkDir: workDir, OutputDir: outDir, ManagedFormat: f.format, LiveConsole: f.verbose,
+		LayerCache: !f.noCache}
 	var view *progressView
 	if f.output == "table" {
 		view = newProgressView(stderr)
@@ -172,6 +182,10 @@ func newBuilder(dataDir string, logger *slog.Logger, accel string) (*build.Build
 	if err != nil {
 		return nil, fmt.Errorf("open the catalog: %w", err)
 	}
+	layers, err := openLayers(dataDir, logger)
+	if err != nil {
+		return nil, err
+	}
 	return &build.Builder{
 		Images:   source.Resolver{Platform: cat},
 		Disks:    disk.QemuImg{Run: run},
@@ -180,6 +194,7 @@ func newBuilder(dataDir string, logger *slog.Logger, accel string) (*build.Build
 		CacheDir: filepath.Join(dataDir, "cache"),
 		Accel:    machine.Accel(accel),
 		Logger:   logger,
+		Layers:   layers,
 	}, nil
 }
 
