@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/download"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
 
@@ -147,10 +148,10 @@ func fetchFor(ctx context.Context, f *Fetcher, c template.Customizer) (*Artifact
 	switch c.Type {
 	case template.CustomizeShell, template.CustomizePowerShell:
 		if c.ScriptURI != "" {
-			return f.Fetch(ctx, c.ScriptURI, c.SHA256Checksum, MaxScriptBytes)
+			return f.Fetch(ctx, c.ScriptURI, c.SHA256Checksum, download.Script)
 		}
 	case template.CustomizeFile:
-		return f.Fetch(ctx, c.SourceURI, c.SHA256Checksum, MaxFileBytes)
+		return f.Fetch(ctx, c.SourceURI, c.SHA256Checksum, download.File)
 	}
 	return nil, nil
 }
@@ -363,7 +364,7 @@ func (r *runner) exec(ctx context.Context, p prepared, s *Step, out *stepOutput)
 	case template.CustomizeFile:
 		dest := c.Destination
 		if strings.HasSuffix(dest, "/") {
-			dest += baseName(c.SourceURI)
+			dest += download.BaseName(c.SourceURI)
 		}
 		if err := r.g.Upload(ctx, strings.NewReader(string(p.artifact.Data)), dest, 0o644); err != nil {
 			return -1, fmt.Errorf("upload to %s: %w", dest, err)
@@ -461,19 +462,4 @@ func sha256Hex(b []byte) string {
 // shellQuote quotes s for a POSIX shell.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-func baseName(uri string) string {
-	u := uri
-	if i := strings.IndexAny(u, "?#"); i >= 0 {
-		u = u[:i]
-	}
-	u = strings.TrimRight(u, "/")
-	if i := strings.LastIndexByte(u, '/'); i >= 0 {
-		u = u[i+1:]
-	}
-	if u == "" {
-		u = "download"
-	}
-	return u
 }
