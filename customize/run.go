@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/goldsmith-dev/goldsmith/download"
+	"github.com/goldsmith-dev/goldsmith/internal/shellquote"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
 
@@ -379,11 +380,11 @@ func (r *runner) exec(ctx context.Context, p prepared, s *Step, out *stepOutput)
 		if err := r.g.Upload(ctx, strings.NewReader(string(script)), path, 0o755); err != nil {
 			return -1, fmt.Errorf("upload script to %s: %w", path, err)
 		}
-		run := shellQuote(path)
+		run := shellquote.Quote(path)
 		if !strings.HasPrefix(string(script), "#!") {
 			run = "/bin/sh " + run // no shebang: /bin/sh, not the login shell
 		}
-		return r.runWrapped(ctx, "chmod +x "+shellQuote(path)+" && "+run, path, out)
+		return r.runWrapped(ctx, "chmod +x "+shellquote.Quote(path)+" && "+run, path, out)
 
 	case template.CustomizePowerShell:
 		code, err := r.g.Run(ctx, "command -v pwsh", io.Discard, io.Discard)
@@ -399,7 +400,7 @@ func (r *runner) exec(ctx context.Context, p prepared, s *Step, out *stepOutput)
 		if err := r.g.Upload(ctx, strings.NewReader(string(script)), path, 0o644); err != nil {
 			return -1, fmt.Errorf("upload script to %s: %w", path, err)
 		}
-		run := "pwsh -NoProfile -NonInteractive -File " + shellQuote(path)
+		run := "pwsh -NoProfile -NonInteractive -File " + shellquote.Quote(path)
 		if c.RunElevated || c.RunAsSystem {
 			run = "sudo -n " + run
 		}
@@ -426,7 +427,7 @@ func (r *runner) scriptFor(p prepared) ([]byte, string) {
 // for a shutdown under way, then removes the uploaded script.
 func (r *runner) runWrapped(ctx context.Context, command, cleanup string, out *stepOutput) (int, error) {
 	wrapped := "printf '%s\\n' " + markerStarted + "; " +
-		command + "; rc=$?; rm -f " + shellQuote(cleanup) + "; " +
+		command + "; rc=$?; rm -f " + shellquote.Quote(cleanup) + "; " +
 		shutdownProbe + "exit $rc"
 	stdout, stderr := out.stream(), out.stream()
 	code, err := r.g.Run(ctx, wrapped, stdout, stderr)
@@ -457,9 +458,4 @@ func (r *runner) uniquePath(index int, ext string) string {
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
