@@ -4,11 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"os"
 	"path/filepath"
 
 	"github.com/goldsmith-dev/goldsmith/customize"
+	"github.com/goldsmith-dev/goldsmith/download"
 	"github.com/goldsmith-dev/goldsmith/resource"
 )
 
@@ -21,8 +20,12 @@ type Executor struct {
 func (e Executor) Execute(ctx context.Context, run resource.RunRequest, log io.Writer, progress func(resource.Phase, string)) (resource.RunResult, error) {
 	b := *e.Builder
 	// The service downloaded and verified every script and file when the
-	// template was submitted: serve those copies instead of fetching again.
-	b.Fetcher = &customize.Fetcher{Client: &http.Client{Transport: stagedFiles{files: run.Files, next: http.DefaultTransport}}}
+	// template was submitted: the build reads those copies and nothing else.
+	staged := make(map[string]download.Local, len(run.Files))
+	for uri, f := range run.Files {
+		staged[uri] = download.Local{URI: uri, Path: f.Path, SHA256: f.SHA256, Size: f.Size}
+	}
+	b.Fetcher = customize.NewStagedFetcher(staged)
 	req := Request{
 		Template:  run.Template,
 		WorkDir:   filepath.Join(run.WorkDir, "scratch"),
@@ -56,26 +59,4 @@ func osTypeName(res *Result) string {
 		return string(res.Manifest.OSType)
 	}
 	return "Linux"
-}
-
-// stagedFiles answers GETs for URLs the service has verified local copies
-// of, and passes other requests on.
-type stagedFiles struct {
-	files map[string]resource.LocalFile
-	next  http.RoundTripper
-}
-
-func (s stagedFiles) RoundTrip(req *http.Request) (*http.Response, error) {
-	f, ok := s.files[req.URL.String()]
-	if !ok || req.Method != http.MethodGet {
-		return s.next.RoundTrip(req)
-	}
-	body, err := os.Open(f.Path)
-	if err != nil {
-		return s.next.RoundTrip(req)
-	}
-	return &http.Response{
-		Status: "200 OK", StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: http.Header{}, Body: body, ContentLength: f.Size, Request: req,
-	}, nil
 }

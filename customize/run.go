@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/download"
+	"github.com/goldsmith-dev/goldsmith/internal/shellquote"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
 
@@ -169,10 +171,10 @@ func fetchFor(ctx context.Context, f *Fetcher, c template.Customizer) (*Artifact
 	switch c.Type {
 	case template.CustomizeShell, template.CustomizePowerShell:
 		if c.ScriptURI != "" {
-			return f.Fetch(ctx, c.ScriptURI, c.SHA256Checksum, MaxScriptBytes)
+			return f.Fetch(ctx, c.ScriptURI, c.SHA256Checksum, download.Script)
 		}
 	case template.CustomizeFile:
-		return f.Fetch(ctx, c.SourceURI, c.SHA256Checksum, MaxFileBytes)
+		return f.Fetch(ctx, c.SourceURI, c.SHA256Checksum, download.File)
 	}
 	return nil, nil
 }
@@ -398,7 +400,7 @@ func (r *runner) exec(ctx context.Context, p prepared, s *Step, out *stepOutput)
 	case template.CustomizeFile:
 		dest := c.Destination
 		if strings.HasSuffix(dest, "/") {
-			dest += baseName(c.SourceURI)
+			dest += download.BaseName(c.SourceURI)
 		}
 		if err := r.g.Upload(ctx, strings.NewReader(string(p.artifact.Data)), dest, 0o644); err != nil {
 			return -1, fmt.Errorf("upload to %s: %w", dest, err)
@@ -413,11 +415,11 @@ func (r *runner) exec(ctx context.Context, p prepared, s *Step, out *stepOutput)
 		if err := r.g.Upload(ctx, strings.NewReader(string(script)), path, 0o755); err != nil {
 			return -1, fmt.Errorf("upload script to %s: %w", path, err)
 		}
-		run := shellQuote(path)
+		run := shellquote.Quote(path)
 		if !strings.HasPrefix(string(script), "#!") {
 			run = "/bin/sh " + run // no shebang: /bin/sh, not the login shell
 		}
-		return r.runWrapped(ctx, "chmod +x "+shellQuote(path)+" && "+run, path, out)
+		return r.runWrapped(ctx, "chmod +x "+shellquote.Quote(path)+" && "+run, path, out)
 
 	case template.CustomizePowerShell:
 		code, err := r.g.Run(ctx, "command -v pwsh", io.Discard, io.Discard)
@@ -433,7 +435,7 @@ func (r *runner) exec(ctx context.Context, p prepared, s *Step, out *stepOutput)
 		if err := r.g.Upload(ctx, strings.NewReader(string(script)), path, 0o644); err != nil {
 			return -1, fmt.Errorf("upload script to %s: %w", path, err)
 		}
-		run := "pwsh -NoProfile -NonInteractive -File " + shellQuote(path)
+		run := "pwsh -NoProfile -NonInteractive -File " + shellquote.Quote(path)
 		if c.RunElevated || c.RunAsSystem {
 			run = "sudo -n " + run
 		}
@@ -460,7 +462,7 @@ func (r *runner) scriptFor(p prepared) ([]byte, string) {
 // for a shutdown under way, then removes the uploaded script.
 func (r *runner) runWrapped(ctx context.Context, command, cleanup string, out *stepOutput) (int, error) {
 	wrapped := "printf '%s\\n' " + markerStarted + "; " +
-		command + "; rc=$?; rm -f " + shellQuote(cleanup) + "; " +
+		command + "; rc=$?; rm -f " + shellquote.Quote(cleanup) + "; " +
 		shutdownProbe + "exit $rc"
 	stdout, stderr := out.stream(), out.stream()
 	code, err := r.g.Run(ctx, wrapped, stdout, stderr)
@@ -491,24 +493,4 @@ func (r *runner) uniquePath(index int, ext string) string {
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-func baseName(uri string) string {
-	u := uri
-	if i := strings.IndexAny(u, "?#"); i >= 0 {
-		u = u[:i]
-	}
-	u = strings.TrimRight(u, "/")
-	if i := strings.LastIndexByte(u, '/'); i >= 0 {
-		u = u[i+1:]
-	}
-	if u == "" {
-		u = "download"
-	}
-	return u
 }

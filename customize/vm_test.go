@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/catalog"
+	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/machine"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
@@ -39,44 +41,53 @@ func (g machineGuest) Upload(ctx context.Context, r io.Reader, p string, m fs.Fi
 
 func (g machineGuest) WaitReboot(ctx context.Context) error { return g.c.WaitForSSH(ctx) }
 
-// machineFixture finds the Debian test image package machine's tests build
-// and cache ($GOLDSMITH_TEST_DATA or /var/tmp/goldsmith-test); this test
-// does not build it.
-func machineFixture(t *testing.T) (image, kernel, initrd string) {
+// platformImage returns the catalog's built-in Debian 12 image from the
+// machine's shared test data ($GOLDSMITH_TEST_DATA or
+// /var/tmp/goldsmith-test), building it first when it is not cached, as
+// package build's tests and goldsmith build do. Without -short the test
+// fails, never skips, when it cannot have the image or a tool it needs.
+func platformImage(t *testing.T, ctx context.Context) catalog.Entry {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("boots a VM; skipped with -short")
 	}
-	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "debugfs"} {
+	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "sfdisk", "debugfs"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
+			t.Fatalf("%s is not installed (scripts/setup installs it); run with -short to skip VM tests", tool)
 		}
 	}
 	dir := os.Getenv("GOLDSMITH_TEST_DATA")
 	if dir == "" {
 		dir = "/var/tmp/goldsmith-test"
 	}
-	dir = filepath.Join(dir, "machine-fixture")
-	if _, err := os.Stat(filepath.Join(dir, "version")); err != nil {
-		t.Skip("no cached machine fixture; run go test ./machine first")
+	cat, err := catalog.Open(dir, catalog.WithRunner(disk.Exec{}))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return filepath.Join(dir, "rootfs.img"), filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd.img")
+	e, err := cat.Resolve(ctx, "Debian:debian-12:12:latest")
+	if err != nil {
+		t.Fatalf("the Debian 12 platform image is neither cached nor buildable here (building needs root and mmdebstrap): %v", err)
+	}
+	return e
 }
 
 // TestRealVM runs a Shell script, a File, a reboot and generalize in a real
-// QEMU VM (TCG), then reads the powered-off disk to check the generalize.
+// QEMU VM (TCG) booted from the Debian 12 platform image, then reads the
+// powered-off disk to check the generalize.
 func TestRealVM(t *testing.T) {
-	image, kernel, initrd := machineFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 35*time.Minute)
+	defer cancel()
+	base := platformImage(t, ctx) // up to ~15 minutes when it has to be built
 	work := t.TempDir()
-	disk := filepath.Join(work, "disk.qcow2")
-	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", image, disk).CombinedOutput(); err != nil {
-		t.Fatalf("qemu-img create: %v: %s", err, out)
+	img := disk.QemuImg{Run: disk.Exec{}}
+	overlay := filepath.Join(work, "disk.qcow2")
+	if err := img.CreateOverlay(ctx, overlay, base.DiskPath, base.DiskFormat, 0); err != nil {
+		t.Fatal(err)
 	}
 	var console syncBuf
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
 	vm, err := machine.Start(ctx, machine.Config{
-		Disk: disk, Kernel: kernel, Initrd: initrd, Cmdline: "root=/dev/vda rw console=ttyS0 quiet",
-		RestartBoot: machine.RestartWithKernel, Accel: machine.AccelTCG, CPUs: 2, MemoryMiB: 1024,
+		Disk: overlay, DiskFormat: disk.FormatQCOW2, Kernel: base.KernelPath, Initrd: base.InitrdPath, Cmdline: base.Cmdline,
+		Accel: machine.AccelTCG, CPUs: 2, MemoryMiB: 1024,
 		Console: &console, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -88,7 +99,7 @@ func TestRealVM(t *testing.T) {
 			t.Logf("console tail:\n%s", vm.ConsoleTail())
 		}
 	}()
-	sshCtx, sshCancel := context.WithTimeout(ctx, 3*time.Minute)
+	sshCtx, sshCancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer sshCancel()
 	if err := vm.Comm().WaitForSSH(sshCtx); err != nil {
 		t.Fatal(err)
@@ -130,12 +141,9 @@ func TestRealVM(t *testing.T) {
 	}
 	vm.Close()
 
-	raw := filepath.Join(work, "disk.raw")
-	if out, err := exec.Command("qemu-img", "convert", "-O", "raw", disk, raw).CombinedOutput(); err != nil {
-		t.Fatalf("qemu-img convert: %v: %s", err, out)
-	}
+	root := rootFilesystem(t, ctx, img, overlay, work)
 	debugfs := func(req string) string {
-		out, _ := exec.Command("debugfs", "-R", req, raw).CombinedOutput()
+		out, _ := exec.Command("debugfs", "-R", req, root).CombinedOutput()
 		return string(out)
 	}
 	if got := debugfs("cat /etc/goldsmith-built"); !strings.Contains(got, "built") {
@@ -159,4 +167,41 @@ func TestRealVM(t *testing.T) {
 	if got := debugfs("ls /etc/sudoers.d"); strings.Contains(got, "goldsmith") {
 		t.Errorf("sudoers entry left: %q", got)
 	}
+}
+
+// rootFilesystem copies the root partition (the largest) of a powered-off
+// disk into a file of its own that debugfs can read.
+func rootFilesystem(t *testing.T, ctx context.Context, img disk.QemuImg, overlay, work string) string {
+	t.Helper()
+	raw := filepath.Join(work, "disk.raw")
+	if err := img.Convert(ctx, overlay, disk.FormatQCOW2, raw, disk.ConvertOptions{Format: disk.FormatRaw}); err != nil {
+		t.Fatal(err)
+	}
+	parts, err := disk.Sfdisk{Run: disk.Exec{}}.Read(ctx, raw)
+	if err != nil || len(parts) == 0 {
+		t.Fatalf("partitions of %s: %v %v", raw, parts, err)
+	}
+	root := parts[0]
+	for _, p := range parts[1:] {
+		if p.Size > root.Size {
+			root = p
+		}
+	}
+	src, err := os.Open(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.Create(filepath.Join(work, "root.ext4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if _, err := disk.WriteSparse(dst, io.NewSectionReader(src, root.Start, root.Size)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(raw); err != nil {
+		t.Fatal(err)
+	}
+	return dst.Name()
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/goldsmith-dev/goldsmith/internal/shellquote"
 )
 
 var (
@@ -568,9 +570,9 @@ func (p *pgidWriter) pgid() int {
 // Upload writes r to remotePath in the guest with the given mode, as the
 // build user (write to a temporary name, then rename).
 func (c *Comm) Upload(ctx context.Context, r io.Reader, remotePath string, mode fs.FileMode) error {
-	tmp := shellQuote(remotePath + ".goldsmith-upload")
+	tmp := shellquote.Quote(remotePath + ".goldsmith-upload")
 	cmd := fmt.Sprintf("umask 077 && cat > %s && chmod %o %s && mv -f %s %s",
-		tmp, mode.Perm(), tmp, tmp, shellQuote(remotePath))
+		tmp, mode.Perm(), tmp, tmp, shellquote.Quote(remotePath))
 	var stderr bytes.Buffer
 	code, err := c.run(ctx, cmd, r, nil, &stderr)
 	if err != nil {
@@ -585,7 +587,7 @@ func (c *Comm) Upload(ctx context.Context, r io.Reader, remotePath string, mode 
 // Download copies remotePath from the guest into w.
 func (c *Comm) Download(ctx context.Context, remotePath string, w io.Writer) error {
 	var stderr bytes.Buffer
-	code, err := c.run(ctx, "cat -- "+shellQuote(remotePath), nil, w, &stderr)
+	code, err := c.run(ctx, "cat -- "+shellquote.Quote(remotePath), nil, w, &stderr)
 	if err != nil {
 		return fmt.Errorf("download of %s: %w", remotePath, err)
 	}

@@ -107,16 +107,6 @@ func TestPgidWriter(t *testing.T) {
 	}
 }
 
-func TestShellQuote(t *testing.T) {
-	for in, want := range map[string]string{
-		"/tmp/a.txt": "/tmp/a.txt", "a b": "'a b'", "it's": `'it'\''s'`, "": "''", "$x": "'$x'",
-	} {
-		if got := shellQuote(in); got != want {
-			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
-		}
-	}
-}
-
 func TestRestartBootMode(t *testing.T) {
 	cfg := Config{Kernel: "/k", Initrd: "/i", Cmdline: "root=/dev/vda"}
 	v := &VM{cfg: cfg, dir: "/t", accel: AccelTCG}

@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/machine/guestagent"
 )
 
@@ -210,7 +211,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		return nil, fmt.Errorf("machine: disk: %w", err)
 	}
 	if cfg.DiskFormat == "" {
-		f, err := detectDiskFormat(cfg.Disk)
+		f, err := disk.DetectFormat(cfg.Disk)
 		if err != nil {
 			return nil, fmt.Errorf("machine: %w", err)
 		}

@@ -31,6 +31,7 @@ import (
 	"github.com/goldsmith-dev/goldsmith/arm"
 	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/build"
+	"github.com/goldsmith-dev/goldsmith/download"
 	"github.com/goldsmith-dev/goldsmith/queue"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/source"
@@ -48,6 +49,7 @@ type serveFlags struct {
 	config     string
 	logLevel   string
 	accel      string
+	maxISOGiB  int64
 }
 
 // serveConfig is the optional config file (default DATA_DIR/config.json).
@@ -108,6 +110,7 @@ processes they left and removes their scratch files.`,
 	fl.StringVar(&f.config, "config", "", "config file (default DATA_DIR/config.json)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.accel, "accel", "", "force the build VMs' accelerator: kvm or tcg (default: probe)")
+	fl.Int64Var(&f.maxISOGiB, "max-iso-size", download.DefaultMaxISOBytes>>30, "largest ISO source downloaded at submission, in GiB (scripts and Files keep AIB's caps)")
 	return cmd
 }
 
@@ -127,6 +130,9 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	}
 	if f.workers < 1 {
 		return usageError("--workers must be at least 1")
+	}
+	if f.maxISOGiB < 1 {
+		return usageError("--max-iso-size must be at least 1 (GiB)")
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return usageError("--tls-cert and --tls-key go together")
@@ -173,7 +179,7 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	if err != nil {
 		return err
 	}
-	svc, err := resource.New(resource.Options{Store: st, Queue: q, Executor: exec, DataDir: dir, Regions: regions, Logger: log.With("component", "resource")})
+	svc, err := resource.New(resource.Options{Store: st, Queue: q, Executor: exec, DataDir: dir, Regions: regions, MaxISOBytes: f.maxISOGiB << 30, Logger: log.With("component", "resource")})
 	if err != nil {
 		return err
 	}
