@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/goldsmith-dev/goldsmith/internal/shellquote"
 )
 
 // Identity is what reaches a guest's SSH: the build user, its private key,
@@ -131,7 +133,7 @@ func (v *VM) Checkpoint(ctx context.Context, c Checkpoint) (Saved, error) {
 func saveState(ctx context.Context, log *slog.Logger, q *qmpConn, path string) error {
 	tmp := path + ".partial"
 	defer os.Remove(tmp)
-	if _, err := q.execute(ctx, "migrate", map[string]any{"uri": "exec:cat > " + shellQuote(tmp)}); err != nil {
+	if _, err := q.execute(ctx, "migrate", map[string]any{"uri": "exec:cat > " + shellquote.Quote(tmp)}); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	stats, err := waitMigration(ctx, q)
@@ -179,7 +181,7 @@ func waitMigration(ctx context.Context, q *qmpConn) (json.RawMessage, error) {
 // loadState feeds a saved state into a QEMU started with -incoming defer and
 // -S, and starts the guest.
 func loadState(ctx context.Context, q *qmpConn, path string) error {
-	if _, err := q.execute(ctx, "migrate-incoming", map[string]any{"uri": "exec:cat " + shellQuote(path)}); err != nil {
+	if _, err := q.execute(ctx, "migrate-incoming", map[string]any{"uri": "exec:cat " + shellquote.Quote(path)}); err != nil {
 		return fmt.Errorf("load state: %w", err)
 	}
 	t := time.NewTicker(20 * time.Millisecond)
