@@ -130,18 +130,22 @@ func (r *run) layerKeys(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	probe, err := machine.ProbeAccel(ctx, machine.ProbeConfig{CacheDir: r.b.CacheDir, Kernel: r.base.Kernel, Logger: r.logger})
+	accel := r.b.Accel
+	if accel != machine.AccelKVM && accel != machine.AccelTCG {
+		probe, err := machine.ProbeAccel(ctx, machine.ProbeConfig{CacheDir: r.b.CacheDir, Kernel: r.base.Kernel, Logger: r.logger})
+		if err != nil {
+			return nil, err
+		}
+		accel = probe.Accel
+	}
+	host, err := machine.HostKey(ctx)
 	if err != nil {
 		return nil, err
-	}
-	accel := probe.Accel
-	if r.b.Accel == machine.AccelKVM || r.b.Accel == machine.AccelTCG {
-		accel = r.b.Accel
 	}
 	str := func(s string) []byte { return []byte(s) }
 	keys := []string{layer.Key("",
 		str("source"), str(r.base.DiskSHA256), str(r.base.Kernel), str(r.base.Initrd), str(r.base.Cmdline),
-		str(string(accel)), str(probe.Key), str(strconv.Itoa(size.CPUs)), str(strconv.Itoa(size.MemoryMiB)),
+		str(string(accel)), str(host), str(strconv.Itoa(size.CPUs)), str(strconv.Itoa(size.MemoryMiB)),
 		str(strconv.FormatInt(r.diskSize(), 10)), str(BuildUser), str(guestStepsVersion))}
 	for _, c := range r.tmpl.Properties.Customize {
 		def, err := json.Marshal(c)
