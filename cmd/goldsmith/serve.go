@@ -22,7 +22,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -30,11 +29,7 @@ import (
 
 	"github.com/goldsmith-dev/goldsmith/arm"
 	"github.com/goldsmith-dev/goldsmith/blob"
-	"github.com/goldsmith-dev/goldsmith/build"
-	"github.com/goldsmith-dev/goldsmith/queue"
-	"github.com/goldsmith-dev/goldsmith/resource"
-	"github.com/goldsmith-dev/goldsmith/source"
-	"github.com/goldsmith-dev/goldsmith/store"
+	"github.com/goldsmith-dev/goldsmith/server"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
 
@@ -111,15 +106,6 @@ processes they left and removes their scratch files.`,
 	return cmd
 }
 
-// buildExecutor runs the service's builds with the build engine.
-func buildExecutor(f serveFlags, dataDir string, log *slog.Logger) (build.Executor, error) {
-	b, err := newBuilder(dataDir, log, f.accel)
-	if err != nil {
-		return build.Executor{}, err
-	}
-	return build.Executor{Builder: b}, nil
-}
-
 func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
@@ -134,6 +120,9 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	if f.selfSigned && f.tlsCert != "" {
 		return usageError("--tls-self-signed and --tls-cert exclude each other")
 	}
+	if f.accel != "" && f.accel != "kvm" && f.accel != "tcg" {
+		return usageError("--accel must be kvm or tcg, not %q", f.accel)
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	dir, err := filepath.Abs(f.dataDir)
 	if err != nil {
@@ -142,55 +131,25 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	unlock, err := lockDataDir(dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-
-	tokens, err := serveTokens(dir, f.config, stdout)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, filepath.Join(dir, "goldsmith.db"))
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	// The data directory is locked: jobs left running belong to a dead server.
-	q, err := queue.New(ctx, st, queue.Options{Workers: f.workers, Exclusive: true, Logger: log.With("component", "queue")})
-	if err != nil {
-		return err
-	}
-	if f.accel != "" && f.accel != "kvm" && f.accel != "tcg" {
-		return usageError("--accel must be kvm or tcg, not %q", f.accel)
-	}
-	exec, err := buildExecutor(f, dir, log.With("component", "build"))
-	if err != nil {
-		return err
-	}
 	regions, err := serveRegions(dir, f.config)
 	if err != nil {
 		return err
 	}
-	svc, err := resource.New(resource.Options{Store: st, Queue: q, Executor: exec, DataDir: dir, Regions: regions, Logger: log.With("component", "resource")})
+	builder, platform, err := newBuilder(dir, log.With("component", "build"), f.accel)
 	if err != nil {
 		return err
 	}
-	// ManagedImage and SharedImageVersion sources read the service's stores.
-	if r, ok := exec.Builder.Images.(source.Resolver); ok {
-		r.Stored = svc
-		exec.Builder.Images = r
-	}
-	// Before answering anything: runs a killed server left are reported as
-	// interrupted, their processes stopped and their scratch files removed.
-	if err := q.Recover(ctx, true); err != nil {
+	srv, err := server.Open(ctx, server.Config{DataDir: dir, Workers: f.workers, Builder: builder, Platform: platform,
+		Regions: regions, Logger: log})
+	if err != nil {
 		return err
 	}
-	if err := svc.Sweep(ctx); err != nil {
+	defer srv.Close()
+	tokens, err := serveTokens(dir, f.config, stdout)
+	if err != nil {
 		return err
 	}
-	api, err := arm.New(arm.Options{Service: svc, Tokens: tokens, Logger: log.With("component", "api")})
+	api, err := arm.New(arm.Options{Service: srv.Service(), Tokens: tokens, Logger: log.With("component", "api")})
 	if err != nil {
 		return err
 	}
@@ -205,23 +164,23 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 			return err
 		}
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	hs := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	if f.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("load TLS certificate: %w", err)
 		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		ln = tls.NewListener(ln, srv.TLSConfig)
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, hs.TLSConfig)
 		scheme = "https"
 	}
 
 	qctx, stopQueue := context.WithCancel(context.WithoutCancel(ctx))
 	queueDone := make(chan error, 1)
-	go func() { queueDone <- q.Run(qctx) }()
+	go func() { queueDone <- srv.Run(qctx) }()
 	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.Serve(ln) }()
+	go func() { serveDone <- hs.Serve(ln) }()
 	fmt.Fprintf(stdout, "goldsmith serving %s://%s (data %s, %d workers)\n", scheme, ln.Addr(), dir, f.workers)
 
 	select {
@@ -231,7 +190,7 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(sctx)
+	_ = hs.Shutdown(sctx)
 	stopQueue() // running builds stop; they are reported as interrupted
 	if qerr := <-queueDone; qerr != nil && err == nil {
 		err = qerr
@@ -240,22 +199,6 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 		err = nil
 	}
 	return err
-}
-
-// lockDataDir takes the data directory for this process: SQLite and the
-// queue's crash recovery assume one server per directory.
-func lockDataDir(dir string) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock data directory: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("another goldsmith serve is using %s (%v)", dir, err)
-	}
-	_ = f.Truncate(0)
-	fmt.Fprintf(f, "%d\n", os.Getpid())
-	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 // serveTokens gathers the accepted tokens: GOLDSMITH_TOKEN, the config file,

@@ -1,4 +1,4 @@
-package build
+package server
 
 import (
 	"context"
@@ -8,50 +8,45 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/customize"
 	"github.com/goldsmith-dev/goldsmith/resource"
 )
 
-// Executor runs the service's builds (goldsmith serve) with a Builder.
-type Executor struct {
-	Builder *Builder
+// engine runs the service's builds with the build engine: it adapts
+// build.Builder to resource.Executor.
+type engine struct {
+	builder build.Builder
 }
 
 // Execute implements resource.Executor.
-func (e Executor) Execute(ctx context.Context, run resource.RunRequest, log io.Writer, progress func(resource.Phase, string)) (resource.RunResult, error) {
-	b := *e.Builder
+func (e *engine) Execute(ctx context.Context, run resource.RunRequest, log io.Writer, progress func(build.Phase, string)) (resource.RunResult, error) {
+	b := e.builder
 	// The service downloaded and verified every script and file when the
 	// template was submitted: serve those copies instead of fetching again.
 	b.Fetcher = &customize.Fetcher{Client: &http.Client{Transport: stagedFiles{files: run.Files, next: http.DefaultTransport}}}
-	req := Request{
+	req := build.Request{
 		Template:  run.Template,
 		WorkDir:   filepath.Join(run.WorkDir, "scratch"),
 		OutputDir: filepath.Join(run.WorkDir, "out"),
 		Log:       log,
-		Progress: func(p Progress) {
+		Progress: func(p build.Progress) {
 			detail := p.Message
 			if p.Steps > 0 {
 				detail = fmt.Sprintf("%s %d/%d %q (%s)", p.Phase, p.Step, p.Steps, p.StepName, p.StepType)
 			}
-			progress(resource.Phase(p.Phase.RunSubState()), detail)
+			progress(p.Phase, detail)
 		},
 	}
 	res, err := b.Run(ctx, req)
 	if err != nil {
 		return resource.RunResult{}, err
 	}
-	out := resource.RunResult{}
-	for _, o := range res.Outputs {
-		out.Outputs = append(out.Outputs, resource.Output{
-			RunOutputName: o.RunOutputName, Type: o.Type, Path: o.Path, Format: o.Format,
-			SHA256: o.SHA256, Size: o.Size,
-			OSType: osTypeName(res), HyperVGeneration: "V1",
-		})
-	}
-	return out, nil
+	// goldsmith builds BIOS (Hyper-V generation 1) images.
+	return resource.RunResult{Outputs: res.Outputs, OSType: osTypeName(res), HyperVGeneration: "V1"}, nil
 }
 
-func osTypeName(res *Result) string {
+func osTypeName(res *build.Result) string {
 	if res.Manifest != nil && res.Manifest.OSType != "" {
 		return string(res.Manifest.OSType)
 	}
