@@ -11,12 +11,26 @@ import (
 
 // A pid file records the pid of a process a build started (QEMU, see
 // Config.PIDFile), so that when the supervisor dies (a killed server) the
-// next one can stop what it left: WritePIDFile writes one, KillRecorded
-// reads them. This file is the one place that knows their format.
+// next one can stop what it left: WritePIDFile writes one, ReadPIDFile and
+// KillRecorded read them. This file is the one place that knows their
+// format.
 
 // WritePIDFile records pid in path.
 func WritePIDFile(path string, pid int) error {
 	return os.WriteFile(path, []byte(strconv.Itoa(pid)+"\n"), 0o644)
+}
+
+// ReadPIDFile reads the pid recorded in path.
+func ReadPIDFile(path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return 0, fmt.Errorf("pid file %s: %w", path, err)
+	}
+	return pid, nil
 }
 
 // KillRecorded kills (SIGKILL) the processes recorded in the *.pid files of
@@ -27,11 +41,7 @@ func KillRecorded(dir string) {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
 	more, _ := filepath.Glob(filepath.Join(dir, "*", "*.pid"))
 	for _, f := range append(files, more...) {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		pid, err := ReadPIDFile(f)
 		if err != nil || pid <= 1 || pid == os.Getpid() {
 			continue
 		}

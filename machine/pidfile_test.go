@@ -29,6 +29,9 @@ func TestKillRecorded(t *testing.T) {
 	if err := WritePIDFile(filepath.Join(dir, "old.pid"), theirs.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
+	if pid, err := ReadPIDFile(filepath.Join(dir, "qemu.pid")); err != nil || pid != ours.Process.Pid {
+		t.Errorf("ReadPIDFile: %d %v, want %d", pid, err, ours.Process.Pid)
+	}
 	KillRecorded(dir)
 
 	exited := make(chan error, 1)
