@@ -16,7 +16,6 @@ import (
 	"github.com/goldsmith-dev/goldsmith/customize"
 	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/machine"
-	"github.com/goldsmith-dev/goldsmith/source"
 )
 
 // e2eDataDir is the cache shared with the build engine's tests, so the
@@ -51,14 +50,12 @@ func TestDistributionEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := &build.Builder{
-		Images:   source.Resolver{Platform: cat},
 		Disks:    disk.QemuImg{Run: run},
 		StartVM:  machine.Start,
 		Fetcher:  &customize.Fetcher{},
 		CacheDir: filepath.Join(data, "cache"),
 	}
-	s := startSite(t, siteOptions{Executor: build.Executor{Builder: b}, Workers: 1})
-	b.Images = source.Resolver{Platform: cat, Stored: s.Svc} // before any run
+	s := startSite(t, siteOptions{Builder: b, Platform: cat, Workers: 1})
 
 	putGroup(t, s, "rg1")
 	gal := rgPath("rg1") + "/providers/Microsoft.Compute/galleries/gal"

@@ -22,8 +22,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 	aib "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/virtualmachineimagebuilder/armvirtualmachineimagebuilder/v2"
-
-	"github.com/goldsmith-dev/goldsmith/resource"
 )
 
 // fixedToken is a credential that always hands out the same token.
@@ -311,8 +309,6 @@ func regionBlobs(dataDir string) []string {
 	files, _ := filepath.Glob(filepath.Join(dataDir, "regions", "*", "sha256", "*", "*"))
 	return files
 }
-
-func standIn(d time.Duration) resource.StandInExecutor { return resource.StandInExecutor{Duration: d} }
 
 func download(t *testing.T, url string) []byte {
 	t.Helper()

@@ -22,13 +22,21 @@ import (
 	"github.com/goldsmith-dev/goldsmith/template"
 )
 
-// Phase is the part of the run that is going on, named as AIB's runSubState
+// Phase is the part of a run that is going on, named as AIB's runSubState
 // names it, plus Generalizing, which AIB reports as part of Customizing.
+// This is the one vocabulary of phases: the service records a run's phase
+// with it, and the API renders it as runSubState.
 type Phase string
 
 const (
-	PhaseBuilding     Phase = "Building"
-	PhaseCustomizing  Phase = "Customizing"
+	// PhaseQueued: the run waits for a worker. The service reports it; the
+	// engine never enters it.
+	PhaseQueued      Phase = "Queued"
+	PhaseBuilding    Phase = "Building"
+	PhaseCustomizing Phase = "Customizing"
+	// PhaseOptimizing is AIB's optimize step (apiVersions with the
+	// optimize property); goldsmith has no optimizer and never enters it.
+	PhaseOptimizing   Phase = "Optimizing"
 	PhaseValidating   Phase = "Validating"
 	PhaseGeneralizing Phase = "Generalizing"
 	PhaseDistributing Phase = "Distributing"
@@ -287,7 +295,7 @@ func (r *run) where(stepName string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c := r.current; c != nil {
-		what := fmt.Sprintf("%s %d/%d %q (%s)", c.Phase, c.Index, c.Total, c.Name, c.Type)
+		what := fmt.Sprintf("%s %d/%d %q (%s)", c.Kind, c.Index, c.Total, c.Name, c.Type)
 		if c.Done && c.Err == nil {
 			return fmt.Sprintf("phase %s was running, after %s", r.phase, what)
 		}

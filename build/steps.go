@@ -304,11 +304,11 @@ func (r *run) customizeOptions() customize.Options {
 func stepMessage(s customize.Step) string {
 	switch {
 	case !s.Done:
-		return fmt.Sprintf("%s %d/%d %q (%s)", s.Phase, s.Index, s.Total, s.Name, s.Type)
+		return fmt.Sprintf("%s %d/%d %q (%s)", s.Kind, s.Index, s.Total, s.Name, s.Type)
 	case s.Err != nil:
 		return s.Err.Error()
 	}
-	return fmt.Sprintf("%s %d/%d %q done in %s", s.Phase, s.Index, s.Total, s.Name, s.Duration().Round(100*time.Millisecond))
+	return fmt.Sprintf("%s %d/%d %q done in %s", s.Kind, s.Index, s.Total, s.Name, s.Duration().Round(100*time.Millisecond))
 }
 
 // maybeAbort keeps the build VM for inspection when errorHandling says so.

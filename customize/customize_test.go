@@ -501,7 +501,7 @@ func TestValidateAndPrefetch(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), `validator 1/1 "nginx-enabled" (Shell) failed with exit code 1`) {
 		t.Fatalf("err %v", err)
 	}
-	if len(steps) != 1 || steps[0].Phase != PhaseValidate || len(events) != 2 || events[1].ExitCode != 1 {
+	if len(steps) != 1 || steps[0].Kind != KindValidator || len(events) != 2 || events[1].ExitCode != 1 {
 		t.Fatalf("steps %+v events %+v", steps, events)
 	}
 

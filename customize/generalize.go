@@ -63,7 +63,7 @@ func Generalize(ctx context.Context, g Guest, buildUser string, opts Options) (*
 	out := newStepOutput(r.log, "generalize")
 	fail := func(code int, err error) (*GeneralizeResult, error) {
 		res.End = time.Now()
-		se := &StepError{Phase: PhaseGeneralize, Index: 1, Total: 1, Name: string(res.Method), ExitCode: code, Tail: out.lastLines(), Err: err}
+		se := &StepError{Kind: KindGeneralize, Index: 1, Total: 1, Name: string(res.Method), ExitCode: code, Tail: out.lastLines(), Err: err}
 		out.note(se.Error())
 		return res, se
 	}

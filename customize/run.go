@@ -76,7 +76,7 @@ func (o *Options) tempDir() string {
 // Step is the record of one customizer or validator: what the CLI shows as
 // progress and what the run's manifest keeps.
 type Step struct {
-	Phase Phase
+	Kind  Kind
 	Index int // 1-based
 	Total int
 	Name  string // the template's name, or "<Type>-<Index>" when it has none
@@ -113,13 +113,13 @@ func (s Step) Duration() time.Duration {
 // every script and file, and refuses customizer types it cannot run, so a bad
 // checksum in the last customizer costs no build time.
 func Run(ctx context.Context, g Guest, cs []template.Customizer, opts Options) ([]Step, error) {
-	return newRunner(g, opts).run(ctx, PhaseCustomize, cs)
+	return newRunner(g, opts).run(ctx, KindCustomizer, cs)
 }
 
 // Validate runs in-VM validations (template.Validate.InVMValidations) the
 // same way as Run runs customizers; steps and errors say "validator".
 func Validate(ctx context.Context, g Guest, vs []template.Customizer, opts Options) ([]Step, error) {
-	return newRunner(g, opts).run(ctx, PhaseValidate, vs)
+	return newRunner(g, opts).run(ctx, KindValidator, vs)
 }
 
 // Digest returns the sha256 of the script or file a customizer names,
@@ -186,7 +186,7 @@ type prepared struct {
 	artifact *Artifact // script or file; nil for inline steps
 }
 
-func (r *runner) run(ctx context.Context, phase Phase, cs []template.Customizer) ([]Step, error) {
+func (r *runner) run(ctx context.Context, kind Kind, cs []template.Customizer) ([]Step, error) {
 	n := len(cs)
 	if n == 0 {
 		return nil, nil
@@ -194,7 +194,7 @@ func (r *runner) run(ctx context.Context, phase Phase, cs []template.Customizer)
 	// Preflight: everything that can fail without the guest fails first.
 	preps := make([]prepared, n)
 	for i, c := range cs {
-		p := prepared{c: c, step: Step{Phase: phase, Index: i + 1, Total: n, Name: stepName(c, i+1), Type: c.Type, ExitCode: -1}}
+		p := prepared{c: c, step: Step{Kind: kind, Index: i + 1, Total: n, Name: stepName(c, i+1), Type: c.Type, ExitCode: -1}}
 		var err error
 		switch c.Type {
 		case template.CustomizeShell, template.CustomizePowerShell:
@@ -225,7 +225,7 @@ func (r *runner) run(ctx context.Context, phase Phase, cs []template.Customizer)
 			s.Start = time.Now()
 			s.End = s.Start
 			s.Done = true
-			s.Err = &StepError{Phase: phase, Index: i + 1, Total: n, Name: s.Name, Type: c.Type, ExitCode: -1, Err: err}
+			s.Err = &StepError{Kind: kind, Index: i + 1, Total: n, Name: s.Name, Type: c.Type, ExitCode: -1, Err: err}
 			r.log.line("["+s.Name+"] ", "not started: "+err.Error())
 			r.progress(s)
 			return []Step{s}, s.Err
@@ -283,11 +283,11 @@ func (r *runner) runStep(ctx context.Context, p prepared) Step {
 	} else if p.c.Type == template.CustomizeFile {
 		what += " " + p.c.SourceURI
 	}
-	out.note(fmt.Sprintf("%s %d/%d: %s", s.Phase, s.Index, s.Total, what))
+	out.note(fmt.Sprintf("%s %d/%d: %s", s.Kind, s.Index, s.Total, what))
 
 	fail := func(code int, err error) Step {
 		s.End, s.Done, s.ExitCode = time.Now(), true, code
-		se := &StepError{Phase: s.Phase, Index: s.Index, Total: s.Total, Name: s.Name, Type: s.Type, ExitCode: code, Tail: out.lastLines(), Err: err}
+		se := &StepError{Kind: s.Kind, Index: s.Index, Total: s.Total, Name: s.Name, Type: s.Type, ExitCode: code, Tail: out.lastLines(), Err: err}
 		if p.artifact != nil && s.Type != template.CustomizeFile && strings.Contains(string(p.artifact.Data), "\r\n") {
 			se.Hint = "the script has Windows (CRLF) line endings, which sh and bash do not accept; save it with LF endings"
 		}

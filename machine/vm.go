@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -424,7 +423,7 @@ func (v *VM) startInstance(ctx context.Context, inv qemuInvocation) (*instance, 
 	}
 	inst.proc = proc
 	if v.cfg.PIDFile != "" {
-		if err := os.WriteFile(v.cfg.PIDFile, []byte(strconv.Itoa(proc.Pid())+"\n"), 0o644); err != nil {
+		if err := WritePIDFile(v.cfg.PIDFile, proc.Pid()); err != nil {
 			v.log.Warn("write pid file", "path", v.cfg.PIDFile, "err", err)
 		}
 	}

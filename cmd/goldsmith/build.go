@@ -102,7 +102,7 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, file string, f buil
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	b, err := newBuilder(f.dataDir, logger, f.accel)
+	b, _, err := newBuilder(f.dataDir, logger, f.accel)
 	if err != nil {
 		return err
 	}
@@ -175,16 +175,17 @@ func printBuildJSON(w io.Writer, outDir string, res *build.Result, err error) er
 	return nil
 }
 
-// newBuilder makes the build engine over the data dir's catalog and caches.
-func newBuilder(dataDir string, logger *slog.Logger, accel string) (*build.Builder, error) {
+// newBuilder makes the build engine over the data dir's catalog (returned
+// too: a server resolves sources with it) and caches.
+func newBuilder(dataDir string, logger *slog.Logger, accel string) (*build.Builder, *catalog.Catalog, error) {
 	run := disk.Exec{Log: logger}
 	cat, err := catalog.Open(dataDir, catalog.WithLogger(logger), catalog.WithRunner(run))
 	if err != nil {
-		return nil, fmt.Errorf("open the catalog: %w", err)
+		return nil, nil, fmt.Errorf("open the catalog: %w", err)
 	}
 	layers, err := openLayers(dataDir, logger)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return &build.Builder{
 		Images:   source.Resolver{Platform: cat},
@@ -195,7 +196,7 @@ func newBuilder(dataDir string, logger *slog.Logger, accel string) (*build.Build
 		Accel:    machine.Accel(accel),
 		Logger:   logger,
 		Layers:   layers,
-	}, nil
+	}, cat, nil
 }
 
 // loadOne reads the template to build, refusing invalid ones with every
