@@ -284,18 +284,26 @@ func TestNestedDeployments(t *testing.T) {
 		t.Errorf("outer-scope template must see the parent's variables: %s", outer)
 	}
 
-	// Evaluate reports the reference() calls, once each, with paths.
+	// Evaluate leaves reference() values unknown where they are only data,
+	// and refuses the one a resource's name depends on (ARM needs names
+	// before it deploys anything).
 	all, err := Evaluate(doc, Context{})
 	var list ErrorList
-	if !errors.As(err, &list) || len(list) != 2 {
-		t.Fatalf("want 2 errors, got %v", err)
+	if !errors.As(err, &list) || len(list) != 1 {
+		t.Fatalf("want 1 error, got %v", err)
 	}
-	if !strings.HasPrefix(list[0].Error(), "resources[1].properties.principalId: function 'reference' needs a live Azure deployment and is not supported offline") ||
-		!strings.HasPrefix(list[1].Error(), "resources[4].properties.parameters.p.value: function 'reference' needs a live Azure deployment") {
-		t.Errorf("unexpected errors:\n%v", err)
+	if want := "resources[4].properties.template.resources[0].name: the resource's name comes from reference(), which only a live deployment knows"; !strings.HasPrefix(list[0].Error(), want) {
+		t.Errorf("got %v\nwant %s", err, want)
 	}
-	if len(all) != 5 { // id1, inner-dep, its template, outer-dep, its template
+	if len(all) != 7 { // id1, the role assignment, inner-dep, its template, outer-dep, its template, unrelated
 		t.Errorf("got %d resources:\n%s", len(all), summary(all))
+	}
+	for _, r := range all {
+		if strings.HasPrefix(r.Type, "Microsoft.Authorization") {
+			if u, ok := r.Body["properties"].(map[string]any)["principalId"].(Unknown); !ok || u.Source != "reference()" {
+				t.Errorf("principalId = %#v, want the Unknown of reference()", r.Body["properties"])
+			}
+		}
 	}
 	for _, r := range all {
 		if r.Name == "inner-dep" {
