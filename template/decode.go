@@ -332,8 +332,8 @@ func (d *decoder) source(o *object, s *Source) {
 		d.rep.errorf(CodeBadSourceType, typPath, "source type %q is not supported: use one of %s", typ, d.sourceTypes())
 		o.done()
 		return
-	case canon == SourceISO && !d.ver.ISO:
-		d.rep.errorf(CodeBadSourceType, typPath, "ISO sources are only accepted by the preview api-versions (they were retired on 31 March 2020); use a PlatformImage source")
+	case canon == SourceISO:
+		d.rep.errorf(CodeBadSourceType, typPath, "%s", isoRefusal(d.ver))
 	case canon == SourceManagedImage && !d.ver.ManagedImageSrc:
 		d.rep.errorf(CodeBadSourceType, typPath, "ManagedImage sources arrived in api-version 2019-02-01-preview; %s does not have them", d.ver.Name)
 	case canon == SourceSharedImageVersion && !d.ver.SharedImageVer:
@@ -406,6 +406,29 @@ func (d *decoder) source(o *object, s *Source) {
 	o.done()
 }
 
+// ISO sources. AIB's template reference (shared/spec) gives two dates: from
+// 31 March 2020 the resource provider no longer accepts image templates with
+// ISO sources, and from 30 April 2020 it no longer builds them. Only the
+// preview api-versions (2018-02-01-preview to 2019-05-01-preview) ever had
+// ISO sources, and every run today comes after both dates, so an ISO source
+// is refused at every api-version: by `template validate`, by the service at
+// submission and by `goldsmith build`, all through this one check. The
+// preview api-versions still read the ISO fields, so their mistakes are
+// reported too.
+const (
+	ISONoLongerAccepted = "31 March 2020"
+	ISONoLongerBuilt    = "30 April 2020"
+)
+
+func isoRefusal(ver APIVersion) string {
+	if ver.ISO {
+		return fmt.Sprintf("ISO sources are no longer accepted: AIB stopped accepting templates with ISO sources on %s and building them on %s; use a PlatformImage source (for RHEL, Red Hat's BYOS images)",
+			ISONoLongerAccepted, ISONoLongerBuilt)
+	}
+	return fmt.Sprintf("ISO sources are not part of api-version %s: only the preview api-versions had them, until AIB stopped accepting them on %s; use a PlatformImage source",
+		ver.Name, ISONoLongerAccepted)
+}
+
 func (d *decoder) sourceTypes() string {
 	types := []string{"PlatformImage"}
 	if d.ver.ManagedImageSrc {
@@ -413,9 +436,6 @@ func (d *decoder) sourceTypes() string {
 	}
 	if d.ver.SharedImageVer {
 		types = append(types, "SharedImageVersion")
-	}
-	if d.ver.ISO {
-		types = append(types, "ISO")
 	}
 	return strings.Join(types, ", ")
 }

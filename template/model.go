@@ -80,7 +80,7 @@ type Source struct {
 	ImageID string `json:"imageId,omitempty"`
 	// SharedImageVersion
 	ImageVersionID string `json:"imageVersionId,omitempty"`
-	// ISO (previews only)
+	// ISO (previews only; refused since 31 March 2020, see isoRefusal)
 	SourceURI      string `json:"sourceUri,omitempty"`
 	SHA256Checksum string `json:"sha256Checksum,omitempty"`
 }

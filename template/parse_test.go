@@ -127,7 +127,10 @@ func TestParseInvalid(t *testing.T) {
 			CodeBadSourceType, "properties.source.type", "Marketplace"},
 		{"ISO after the previews", "2020-02-14", func(d map[string]any) {
 			props(d)["source"] = map[string]any{"type": "ISO", "sourceUri": "https://x/rhel.iso", "sha256Checksum": strings.Repeat("a", 64)}
-		}, CodeBadSourceType, "properties.source.type", "preview"},
+		}, CodeBadSourceType, "properties.source.type", "only the preview api-versions had them, until AIB stopped accepting them on 31 March 2020"},
+		{"ISO in the previews", "2019-05-01-preview", func(d map[string]any) {
+			props(d)["source"] = map[string]any{"type": "ISO", "sourceUri": "https://x/rhel.iso", "sha256Checksum": strings.Repeat("a", 64)}
+		}, CodeBadSourceType, "properties.source.type", "stopped accepting templates with ISO sources on 31 March 2020 and building them on 30 April 2020"},
 		{"no source", v, func(d map[string]any) { delete(props(d), "source") }, CodeBadSourceType, "properties.source", "required"},
 		{"PIR without sku", v, func(d map[string]any) { delete(props(d)["source"].(map[string]any), "sku") },
 			CodeBadPIRSource, "properties.source.sku", "sku"},
@@ -337,5 +340,40 @@ func TestDecodeJSONErrors(t *testing.T) {
 	v, err := DecodeJSON([]byte("// head\n{\"a\": \"http://x,]\" /* c */, \"b\": [1, 2, // x\n],}\n"))
 	if err != nil || v.(map[string]any)["a"] != "http://x,]" || len(v.(map[string]any)["b"].([]any)) != 2 {
 		t.Fatalf("comments and trailing commas: %v %v", v, err)
+	}
+}
+
+// TestISOSourcesRefused: the spec's own ISO example (2018-02-01-preview) is
+// refused for its source alone, at every apiVersion that can hold it.
+func TestISOSourcesRefused(t *testing.T) {
+	data, err := os.ReadFile("testdata/iso-rhel-2018-02-01-preview.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"2018-02-01-preview", "2019-02-01-preview", "2019-05-01-preview", "2020-02-14", LatestAPIVersion()} {
+		t.Run(v, func(t *testing.T) {
+			doc := mustDecode(t, data)
+			doc["apiVersion"] = v
+			if v >= "2019-05" {
+				src := props(doc)["source"].(map[string]any)
+				src["sourceUri"] = src["sourceURI"]
+				delete(src, "sourceURI")
+				c := customizer(doc, 0)
+				c["scriptUri"] = c["script"]
+				delete(c, "script")
+			}
+			if v >= "2020" {
+				doc["identity"] = map[string]any{"type": "None"}
+			}
+			_, _, err := Parse(doc, Options{})
+			inv, ok := err.(*InvalidError)
+			if !ok || len(inv.Problems) != 1 {
+				t.Fatalf("want exactly the ISO refusal, got %v", err)
+			}
+			p := inv.Problems[0]
+			if p.Code != CodeBadSourceType || p.Target != "properties.source.type" || !strings.Contains(p.Message, ISONoLongerAccepted) {
+				t.Errorf("got %s", p)
+			}
+		})
 	}
 }
