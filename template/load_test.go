@@ -78,7 +78,7 @@ func TestDeployTimeValues(t *testing.T) {
 			file:    deployment(swap(`"name": "img"`, `"name": "[reference('x').name]"`)),
 			errCode: CodeInvalidTemplate, errTarget: "resources[0].name"},
 		{name: "apiVersion from reference() without --api-version",
-			file: []byte(strings.Replace(string(deployment(validMembers)), `"apiVersion": "2022-07-01"`, `"apiVersion": "[reference('x').v]"`, 1)),
+			file:       []byte(strings.Replace(string(deployment(validMembers)), `"apiVersion": "2022-07-01"`, `"apiVersion": "[reference('x').v]"`, 1)),
 			unresolved: []string{}, errCode: CodeInvalidTemplate, errTarget: "resources[0].apiVersion"},
 		{name: "reference() in a nested deployment's parameter the image template does not use",
 			file: []byte(`{
