@@ -10,9 +10,9 @@
 // listKeys(), pickZones(), providers(), managementGroup(), deployer(), and
 // deployment().properties.templateLink - evaluates to an Unknown instead of
 // being guessed, and so does everything computed from it; the rest of the
-// template is evaluated as usual. Where ARM itself needs the value before it
-// deploys (a resource's name, a copy count, a property name) an unknown one
-// is an error.
+// template is evaluated as usual; a resource or property name only a live
+// deployment knows is the Unknown's String (see UnknownKey). A copy loop
+// whose count is unknown cannot be expanded, which is an error.
 //
 // Evaluate returns every resource; ImageTemplates returns only the
 // Microsoft.VirtualMachineImages/imageTemplates resources and does not

@@ -369,6 +369,12 @@ func TestDeployTimeValues(t *testing.T) {
 			t.Errorf("%s = %s, want %s", tt.expr, got, tt.want)
 		}
 	}
+	if u, ok := UnknownKey(Unknown{Source: "reference()"}.String()); !ok || u.Source != "reference()" {
+		t.Errorf("UnknownKey does not read back an Unknown's String: %v %v", u, ok)
+	}
+	if _, ok := UnknownKey("plain"); ok {
+		t.Error("UnknownKey took a plain key for an unknown one")
+	}
 	if _, err := json.Marshal(map[string]any{"a": Unknown{Source: "reference()"}}); err == nil || !strings.Contains(err.Error(), "known only when ARM deploys") {
 		t.Errorf("an Unknown must not marshal to JSON: %v", err)
 	}

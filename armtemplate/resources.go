@@ -174,10 +174,12 @@ func (ev *evaluator) instance(r map[string]any, path, typ string, short bool, pa
 	// resource's mistakes are reported together.
 	nv, nameOK := ev.walk(field(r, "name"), path+".name", env)
 	name, isStr := nv.(string)
-	if u, ok := nv.(Unknown); ok && nameOK {
-		ev.report(path+".name", fmt.Errorf("the resource's name comes from %s, which only a live deployment knows; give it as a parameter", u.Source))
-		nameOK = false
-	} else if nameOK && (!isStr || name == "") {
+	if u, ok := nv.(Unknown); ok {
+		// A nested deployment's parameter from reference() is known when
+		// that deployment starts; offline the name stays unknown.
+		name, isStr = u.String(), true
+	}
+	if nameOK && (!isStr || name == "") {
 		ev.report(path+".name", fmt.Errorf("resource name must be a non-empty string, not %s", describeValue(nv)))
 		nameOK = false
 	}
@@ -202,6 +204,9 @@ func (ev *evaluator) instance(r map[string]any, path, typ string, short bool, pa
 		if ok && nameOK {
 			m := body.(map[string]any)
 			m["type"], m["name"] = typ, name
+			if u, ok := nv.(Unknown); ok {
+				m["name"] = u
+			}
 			if template != nil {
 				m["properties"].(map[string]any)["template"] = template
 			}

@@ -352,8 +352,7 @@ func (ev *evaluator) walkKey(key, path string, env exprEnv) (string, bool) {
 	}
 	s, isStr := r.(string)
 	if u, ok := r.(Unknown); ok {
-		ev.report(path, fmt.Errorf("the property name comes from %s, which only a live deployment knows, so the object cannot be built offline", u.Source))
-		return key, false
+		return u.String(), true // see UnknownKey
 	}
 	if !isStr {
 		ev.report(path, fmt.Errorf("a property name expression must give a string, not %s", describeValue(r)))

@@ -26,6 +26,19 @@ func (u Unknown) MarshalJSON() ([]byte, error) {
 	return nil, fmt.Errorf("the value of %s is known only when ARM deploys the template", u.Source)
 }
 
+// UnknownKey tells whether an evaluated property name stands for one only a
+// live deployment knows (templates key userAssignedIdentities by
+// "[reference(...).outputs.id.value]"): such a name is the Unknown's String,
+// an expression in brackets, which no evaluated name is otherwise, since
+// every expression was evaluated and only the rare escaped "[[" literal
+// yields a leading bracket.
+func UnknownKey(key string) (Unknown, bool) {
+	if len(key) > 2 && key[0] == '[' && key[len(key)-1] == ']' {
+		return Unknown{Source: key[1 : len(key)-1]}, true
+	}
+	return Unknown{}, false
+}
+
 // deployTimeFunctions answer from live Azure: resource state, secrets,
 // zones, the deploying principal. Any function whose name starts with
 // "list" (listKeys, listSecrets, listAccountSas, ...) is one too.

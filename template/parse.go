@@ -64,6 +64,10 @@ func findUnknowns(path string, v any, out map[string]armtemplate.Unknown) {
 		out[path] = v
 	case map[string]any:
 		for k, e := range v {
+			if u, ok := armtemplate.UnknownKey(k); ok {
+				out[join(path, k)] = u
+				continue
+			}
 			findUnknowns(join(path, k), e, out)
 		}
 	case []any:
