@@ -35,6 +35,8 @@ type siteOptions struct {
 	PageSize int
 	Workers  int
 	Logger   *slog.Logger
+	// HTTPClient downloads what templates reference at submission.
+	HTTPClient *http.Client
 }
 
 // openSite assembles store, queue, service and API on dataDir; serve
@@ -58,7 +60,7 @@ func openSite(ctx context.Context, o siteOptions) (*site, http.Handler, func(), 
 		st.Close()
 		return nil, nil, nil, err
 	}
-	svc, err := resource.New(resource.Options{Store: st, Queue: q, Executor: o.Executor, DataDir: o.DataDir, Logger: o.Logger})
+	svc, err := resource.New(resource.Options{Store: st, Queue: q, Executor: o.Executor, DataDir: o.DataDir, Logger: o.Logger, HTTPClient: o.HTTPClient})
 	if err != nil {
 		st.Close()
 		return nil, nil, nil, err

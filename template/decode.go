@@ -49,12 +49,12 @@ func (d *decoder) template(doc map[string]any) *Template {
 	var namePath string
 	t.Name, namePath = root.str("name")
 	if t.Name != "" {
-		d.checkName(namePath, "image template name", t.Name)
+		d.checkName(CodeInvalidParameter, namePath, "image template name", t.Name)
 	}
 	var locPath string
 	t.Location, locPath = root.str("location")
 	if strings.TrimSpace(t.Location) == "" {
-		d.rep.errorf(CodeInvalidTemplate, locPath, "location is required: the region where the image is built")
+		d.rep.errorf(CodeLocationRequired, locPath, "location is required: the region where the image is built")
 	}
 	t.Tags = root.tags("tags")
 	d.identity(root, t)
@@ -281,14 +281,24 @@ func (d *decoder) enum(path, v string, allowed ...string) string {
 	return canon
 }
 
-func (d *decoder) checkName(path, what, name string) {
-	if d.ver.DottedNames {
+func (d *decoder) checkName(code, path, what, name string) {
+	if msg := NameProblem(name, d.ver); msg != "" {
+		d.rep.errorf(code, path, "%s %q %s", what, name, msg)
+	}
+}
+
+// NameProblem says what is wrong with the name of an image template, a
+// runOutput or a trigger in api-version ver, or "" when nothing is. The
+// service checks names in request URLs with it too.
+func NameProblem(name string, ver APIVersion) string {
+	if ver.DottedNames {
 		if !namePattern.MatchString(name) {
-			d.rep.errorf(CodeInvalidTemplate, path, "%s %q must be 1-64 characters of letters, digits, '-', '_' and '.'", what, name)
+			return "must be 1-64 characters of letters, digits, '-', '_' and '.'"
 		}
 	} else if !namePatternNoDots.MatchString(name) {
-		d.rep.errorf(CodeInvalidTemplate, path, "%s %q must be 1-64 characters of letters, digits, '-' and '_' in api-version %s", what, name, d.ver.Name)
+		return fmt.Sprintf("must be 1-64 characters of letters, digits, '-' and '_' in api-version %s", ver.Name)
 	}
+	return ""
 }
 
 func (d *decoder) uniqueName(seen map[string]string, path, name, what string) {
@@ -671,7 +681,7 @@ func (d *decoder) distributor(o *object) Distributor {
 	case name == "":
 		d.rep.errorf(CodeInvalidTemplate, np, "runOutputName is required: a unique name for this target's run output")
 	default:
-		d.checkName(np, "runOutputName", name)
+		d.checkName(CodeInvalidTemplate, np, "runOutputName", name)
 	}
 	dist.ArtifactTags = o.tags("artifactTags")
 	if tags := o.tags("tags"); tags != nil && dist.ArtifactTags == nil {

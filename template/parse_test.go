@@ -253,7 +253,8 @@ func TestParseInvalid(t *testing.T) {
 			delete(customizer(d, 0), "inline")
 			customizer(d, 0)["ScriptUri"] = "https://x/s.sh"
 		}, CodeInvalidTemplate, "properties.customize[0].ScriptUri", "case-sensitive"},
-		{"no location", v, func(d map[string]any) { delete(d, "location") }, CodeInvalidTemplate, "location", "required"},
+		{"no location", v, func(d map[string]any) { delete(d, "location") }, CodeLocationRequired, "location", "required"},
+		{"bad name", v, func(d map[string]any) { d["name"] = "a b" }, CodeInvalidParameter, "name", "letters, digits"},
 		{"unsupported apiVersion", "2021-01-01", func(d map[string]any) {}, CodeInvalidTemplate, "apiVersion", "not supported"},
 		{"properties misplaced", v, func(d map[string]any) {
 			for k, val := range props(d) {

@@ -23,6 +23,10 @@ const (
 	CodeBadSharedImageDistribute  = "BadSharedImageDistribute"
 	CodeBadStagingResourceGroup   = "BadStagingResourceGroup"
 	CodeInvalidJSON               = "InvalidRequestContent"
+	// ARM's own codes, for what ARM refuses before AIB sees the resource:
+	// a malformed resource name, no location.
+	CodeInvalidParameter = "InvalidParameter"
+	CodeLocationRequired = "LocationRequired"
 )
 
 // Problem is one finding about a template: an error, or a warning that does
