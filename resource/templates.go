@@ -104,7 +104,7 @@ func (s *Service) validate(id resourceid.ID, body map[string]any, apiVersion str
 	doc := make(map[string]any, len(body))
 	for k, v := range body {
 		switch strings.ToLower(k) {
-		case "apiversion", "name", "id", "type":
+		case "apiversion", "name", "id": // the request's URL says these
 		default:
 			doc[k] = v
 		}

@@ -121,7 +121,7 @@ func resolveAPIVersion(doc map[string]any, opts Options, rep *report) (APIVersio
 		return APIVersion{}, false
 	}
 	if !ok {
-		rep.errorf(CodeInvalidTemplate, path, "apiVersion %q is not supported; supported versions are %s", name, strings.Join(APIVersions(), ", "))
+		rep.errorf(CodeNoRegisteredProvider, path, "apiVersion %q is not supported; supported versions are %s", name, strings.Join(APIVersions(), ", "))
 		return APIVersion{}, false
 	}
 	return ver, true
