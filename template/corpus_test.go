@@ -20,15 +20,16 @@ const (
 	corpusParameterFiles = 15
 	corpusBroken         = 10
 	corpusChecked        = 281 // templates, and templates with a parameter file
-	corpusValid          = 215
-	corpusRefused        = 66 // each in corpusExpectedInvalid
+	corpusValid          = 214
+	corpusRefused        = 67 // each in corpusExpectedInvalid
 )
 
 // Before deploy-time values became warnings and ISO sources were refused at
 // every api-version it was 224 valid and 57 refused: reference() and the
 // template's own link made 3 more files valid (jamasten_AzureImageBuilder x2,
-// nataliakon_AzureImageBuilder-POC), and 12 files with ISO sources at the
-// preview api-versions are now refused.
+// nataliakon_AzureImageBuilder-POC), 12 files with ISO sources at the
+// preview api-versions are now refused, and one whose galleryImageId pins
+// the version "PLACEHOLDER_VERSION" is refused as distribution refuses it.
 
 // TestCorpus runs every real template through Load (what `template validate`
 // runs): files broken as committed must be refused with a clear message;
@@ -128,8 +129,9 @@ const corpusISO = "ISO source, which AIB stopped accepting on 31 March 2020"
 // corpusExpectedInvalid lists corpus files that stay invalid after their
 // placeholders are filled in, each with the reason AIB refuses them too.
 var corpusExpectedInvalid = map[string]string{
-	"bradcstevens_azvmimagebuilder/armTemplates/rhel_iso_1customize_mdi_deploy.json":                                                                                                               corpusISO,
-	"bradcstevens_azvmimagebuilder/armTemplates/rhel_iso_image_deploy_sigmdi.json":                                                                                                                 corpusISO,
+	"shuubhh_group3poc/image-template.json":                                          "galleryImageId names the version PLACEHOLDER_VERSION, a pipeline token left in the file; a gallery image version is MAJOR.MINOR.PATCH",
+	"bradcstevens_azvmimagebuilder/armTemplates/rhel_iso_1customize_mdi_deploy.json": corpusISO,
+	"bradcstevens_azvmimagebuilder/armTemplates/rhel_iso_image_deploy_sigmdi.json":   corpusISO,
 	"danielsollondon_azvmimagebuilder/_history/03554a511a/quickquickstarts/2_Creating_a_Custom_Image_using_Red_Hat_Subscription_Licences/helloImageTemplateRhelBYOS.json":                          corpusISO,
 	"danielsollondon_azvmimagebuilder/_history/8542e1545a/quickquickstarts/2_Creating_a_Custom_Image_using_Red_Hat_Subscription_Licences/helloImageTemplateRhelBYOS.json":                          corpusISO,
 	"danielsollondon_azvmimagebuilder/_history/8542e1545a/quickquickstarts/3_Creating_a_Custom_Image_using_Red_Hat_Subscription_Licences_SIG/helloImageTemplateRhelByosSig.json":                   corpusISO,

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/goldsmith-dev/goldsmith/resourceid"
+	"github.com/goldsmith-dev/goldsmith/vmsize"
 )
 
 var (
@@ -617,7 +619,14 @@ func (d *decoder) validate(o *object) *Validate {
 }
 
 func (d *decoder) vmProfile(o *object, v *VMProfile) {
-	v.VMSize, _ = o.str("vmSize")
+	var sp string
+	v.VMSize, sp = o.str("vmSize")
+	if v.VMSize != "" {
+		// The build sizes its VM by the same lookup.
+		if _, err := vmsize.Lookup(v.VMSize); err != nil {
+			d.rep.errorf(CodeInvalidTemplate, sp, "%v", err)
+		}
+	}
 	if n, p, ok := o.integer("osDiskSizeGB"); ok {
 		if n < 0 {
 			d.rep.errorf(CodeInvalidTemplate, p, "osDiskSizeGB must be 0 (keep the source's size) or more, got %d", n)
@@ -746,6 +755,14 @@ func (d *decoder) sharedImage(o *object, dist *Distributor) {
 		}
 	}
 	dist.GalleryImageID = id
+	explicit := ""
+	if vid, err := resourceid.ParseAs(id, resourceid.GalleryImageVersion); err == nil {
+		// The version to create, named: distribution creates it by this rule.
+		explicit = vid.Name()
+		if _, ok := ParseGalleryVersion(explicit); !ok {
+			d.rep.errorf(CodeBadSharedImageDistribute, p, "the gallery image version %q must be MAJOR.MINOR.PATCH with 32-bit integers", explicit)
+		}
+	}
 	var rp string
 	dist.ReplicationRegions, rp = o.strings("replicationRegions")
 	for i, r := range dist.ReplicationRegions {
@@ -803,6 +820,9 @@ func (d *decoder) sharedImage(o *object, dist *Distributor) {
 		}
 	}
 	if v := o.child("versioning"); v != nil {
+		if explicit != "" {
+			d.rep.errorf(CodeBadSharedImageDistribute, v.path, "galleryImageId names the version %s and versioning is set too: use one of them", explicit)
+		}
 		ver := &Versioning{}
 		scheme, sp := v.str("scheme")
 		ver.Scheme = d.enumCode(CodeBadSharedImageDistribute, sp, scheme, "Latest", "Source")
@@ -826,6 +846,24 @@ func (d *decoder) sharedImage(o *object, dist *Distributor) {
 	} else {
 		o.notIn("replicationMode", "2025-10-01")
 	}
+}
+
+// ParseGalleryVersion reads a gallery image version name, MAJOR.MINOR.PATCH
+// with non-negative 32-bit integers.
+func ParseGalleryVersion(s string) ([3]int64, bool) {
+	var out [3]int64
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return out, false
+	}
+	for i, p := range parts {
+		n, err := strconv.ParseInt(p, 10, 32)
+		if err != nil || n < 0 {
+			return out, false
+		}
+		out[i] = n
+	}
+	return out, true
 }
 
 func (d *decoder) enumCode(code, path, v string, allowed ...string) string {

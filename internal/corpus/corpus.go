@@ -285,6 +285,10 @@ func valueFor(name string, row corpusRow) string {
 		return corpusSub
 	case has("resourcegroupid"):
 		return "/subscriptions/" + corpusSub + "/resourceGroups/rg-images"
+	case has("vmsize"): // before "msi", which "vmsize" contains
+		return "Standard_D2s_v3"
+	case has("versionnumber"):
+		return "1.0.0"
 	case has("imgbuilderid", "identityid", "useridentity", "msi"):
 		return "/subscriptions/" + corpusSub + "/resourcegroups/rg-images/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aibIdentity"
 	case has("principalid"):

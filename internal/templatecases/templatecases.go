@@ -216,6 +216,15 @@ func Invalids() []Invalid {
 			}
 			delete(d, "properties")
 		}, template.CodeInvalidTemplate, "properties", "top level"},
+		{"unknown vmSize", v, func(d map[string]any) { Props(d)["vmProfile"] = map[string]any{"vmSize": "Huge"} },
+			template.CodeInvalidTemplate, "properties.vmProfile.vmSize", "unknown VM size"},
+		{"gallery version not MAJOR.MINOR.PATCH", v, func(d map[string]any) {
+			Props(d)["distribute"] = []any{map[string]any{"type": "SharedImage", "runOutputName": "sig", "galleryImageId": GalleryImageID + "/versions/1.2"}}
+		}, template.CodeBadSharedImageDistribute, "properties.distribute[0].galleryImageId", "MAJOR.MINOR.PATCH"},
+		{"gallery version and versioning both", v, func(d map[string]any) {
+			Props(d)["distribute"] = []any{map[string]any{"type": "SharedImage", "runOutputName": "sig", "galleryImageId": GalleryImageID + "/versions/1.2.3",
+				"versioning": map[string]any{"scheme": "Latest"}}}
+		}, template.CodeBadSharedImageDistribute, "properties.distribute[0].versioning", "use one of them"},
 		{"wrong resource type", v, func(d map[string]any) { d["type"] = "Microsoft.Compute/images" },
 			template.CodeInvalidTemplate, "type", "imageTemplates"},
 	}
