@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/customize"
 	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
@@ -92,7 +93,9 @@ func (e StandInExecutor) Execute(ctx context.Context, run RunRequest, log io.Wri
 		for _, line := range c.Inline {
 			fmt.Fprintf(log, "  + %s\n", line)
 			if code := exitCode(line); code > 0 && c.Type == template.CustomizeShell {
-				return RunResult{}, fmt.Errorf("customizer %d (%s %q) failed: the script exited with status %d", i, c.Type, c.Name, code)
+				// The engine's own error, so the message reads as a real build's.
+				return RunResult{}, &customize.StepError{Phase: customize.PhaseCustomize, Index: i + 1, Total: len(t.Properties.Customize),
+					Name: c.Name, Type: c.Type, ExitCode: code}
 			}
 		}
 		if err := wait(); err != nil {
