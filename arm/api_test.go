@@ -455,6 +455,10 @@ func TestCancelEveryPhase(t *testing.T) {
 	}
 }
 
+// TestFailedRunAndPartialDistribution runs on the stand-in executor
+// (resource.StandInExecutor), which fails a Shell customizer with "exit N"
+// using the build engine's own error (customize.StepError), so the message
+// asserted is the real engine's wording.
 func TestFailedRunAndPartialDistribution(t *testing.T) {
 	s := startSite(t, siteOptions{Executor: standIn(200 * time.Millisecond)})
 	putGroup(t, s, "rg1")
@@ -463,7 +467,7 @@ func TestFailedRunAndPartialDistribution(t *testing.T) {
 	_, got := s.call(t, "GET", tmplPath("rg1", "fails"), v24, nil)
 	msg := str(got, "properties", "lastRunStatus", "message")
 	if str(op, "status") != "Failed" || str(op, "error", "code") != "PackerBuildFailed" || str(got, "properties", "lastRunStatus", "runState") != "Failed" ||
-		!strings.Contains(msg, "status 3") {
+		!strings.Contains(msg, `customizer 1/1 "run echo hi; exit 3" (Shell) failed with exit code 3`) {
 		t.Errorf("failed run: op %v, lastRunStatus %v", op, dig(got, "properties", "lastRunStatus"))
 	}
 

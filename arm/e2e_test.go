@@ -79,6 +79,15 @@ func TestDistributionEndToEnd(t *testing.T) {
 	if st := str(got, "properties", "lastRunStatus", "runState"); st != "Succeeded" {
 		t.Fatalf("first run: %v", dig(got, "properties", "lastRunStatus"))
 	}
+	// The log holds the phases and the customizer's own output.
+	logResp := get(t, s.URL+"/goldsmith/v1"+tmplPath("rg1", "first")+"/runs/latest/log", testToken)
+	logText, _ := io.ReadAll(logResp.Body)
+	logResp.Body.Close()
+	for _, want := range []string{"==> Building", "==> Customizing", "==> Distributing", "built-by-goldsmith-e2e"} {
+		if !strings.Contains(string(logText), want) {
+			t.Errorf("customization.log lacks %q:\n%s", want, tail(string(logText), 4000))
+		}
+	}
 	outs := map[string]map[string]any{}
 	for _, o := range getJSON(t, s, tmplPath("rg1", "first")+"/runOutputs", v24)["value"].([]any) {
 		outs[str(o.(map[string]any), "name")] = o.(map[string]any)

@@ -43,6 +43,8 @@ type siteOptions struct {
 	PageSize int
 	Workers  int
 	Logger   *slog.Logger
+	// HTTPClient downloads what templates reference at submission.
+	HTTPClient *http.Client
 }
 
 // openSite opens a server on o.DataDir, starts its queue and makes its API;
@@ -58,7 +60,7 @@ func openSite(ctx context.Context, o siteOptions) (*site, http.Handler, func(), 
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	srv, err := server.Open(ctx, server.Config{DataDir: o.DataDir, Workers: o.Workers, Executor: o.Executor,
-		Builder: o.Builder, Platform: o.Platform, Logger: o.Logger,
+		Builder: o.Builder, Platform: o.Platform, Logger: o.Logger, HTTPClient: o.HTTPClient,
 		QueuePoll: 50 * time.Millisecond, QueueLease: 5 * time.Second})
 	if err != nil {
 		return nil, nil, nil, err

@@ -458,9 +458,9 @@ func TestWaitReady(t *testing.T) {
 	released := make(chan struct{})
 	go func() {
 		defer close(released)
-		time.Sleep(1500 * time.Millisecond)
+		time.Sleep(3 * time.Second)
 		os.WriteFile(s.path("/run/ci-done"), nil, 0o644)
-		time.Sleep(1500 * time.Millisecond)
+		time.Sleep(3 * time.Second)
 		unlock := syscall.Flock_t{Type: syscall.F_UNLCK}
 		syscall.FcntlFlock(fd, syscall.F_SETLK, &unlock)
 	}()
@@ -476,7 +476,7 @@ func TestWaitReady(t *testing.T) {
 			t.Errorf("log lacks %q", want)
 		}
 	}
-	if d < 2500*time.Millisecond {
+	if d < 5*time.Second {
 		t.Errorf("did not wait: %s", d)
 	}
 

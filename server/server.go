@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -45,7 +46,10 @@ type Config struct {
 	// MaxISOBytes caps ISO sources downloaded at submission (0: the
 	// download package's default).
 	MaxISOBytes int64
-	Logger      *slog.Logger
+	// HTTPClient downloads what templates reference at submission (nil:
+	// resource's default).
+	HTTPClient *http.Client
+	Logger     *slog.Logger
 	// QueuePoll and QueueLease tune the queue (0: its defaults); tests
 	// shorten them.
 	QueuePoll, QueueLease time.Duration
@@ -107,7 +111,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		exec = eng
 	}
 	s.svc, err = resource.New(resource.Options{Store: s.store, Queue: s.queue, Executor: exec, DataDir: dir,
-		Regions: cfg.Regions, MaxISOBytes: cfg.MaxISOBytes, Logger: log.With("component", "resource")})
+		Regions: cfg.Regions, MaxISOBytes: cfg.MaxISOBytes, HTTPClient: cfg.HTTPClient, Logger: log.With("component", "resource")})
 	if err != nil {
 		return nil, err
 	}

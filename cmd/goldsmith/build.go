@@ -238,5 +238,10 @@ func loadOne(file string, f buildFlags) (*template.Template, error) {
 	if pick.Err != nil {
 		return nil, &exitError{code: exitFailure, err: fmt.Errorf("%s is not a valid template: %w", file, pick.Err)}
 	}
+	if len(pick.Unresolved) > 0 {
+		// Valid, but only a live ARM deployment can say what these are.
+		return nil, &exitError{code: exitFailure, err: fmt.Errorf("%s cannot be built here: %s only a live ARM deployment knows (reference() and the like); give the values as parameters",
+			file, strings.Join(pick.Unresolved, ", "))}
+	}
 	return pick.Template, nil
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/goldsmith-dev/goldsmith/build"
+	"github.com/goldsmith-dev/goldsmith/customize"
 	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/machine"
 	"github.com/goldsmith-dev/goldsmith/resource"
@@ -98,7 +99,9 @@ func (e Executor) Execute(ctx context.Context, run resource.RunRequest, log io.W
 		for _, line := range c.Inline {
 			fmt.Fprintf(log, "  + %s\n", line)
 			if code := exitCode(line); code > 0 && c.Type == template.CustomizeShell {
-				return resource.RunResult{}, fmt.Errorf("customizer %d (%s %q) failed: the script exited with status %d", i, c.Type, c.Name, code)
+				// The engine's own error, so the message reads as a real build's.
+				return resource.RunResult{}, &customize.StepError{Kind: customize.KindCustomizer, Index: i + 1, Total: len(t.Properties.Customize),
+					Name: c.Name, Type: c.Type, ExitCode: code}
 			}
 		}
 		if err := wait(); err != nil {
