@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,7 +58,6 @@ func (p packerSide) Build(ctx context.Context, j job) (*buildRun, error) {
 		"output_dir":         outDir,
 		"fwcfg_dir":          fwDir,
 		"ssh_key":            key,
-		"serial_log":         filepath.Join(j.Dir, "serial.log"),
 		"setup_script":       j.Work.SetupPath,
 		"payload":            j.Work.PayloadPath,
 		"payload_sha256":     j.Work.PayloadSHA256,
@@ -66,17 +66,37 @@ func (p packerSide) Build(ctx context.Context, j job) (*buildRun, error) {
 		"vhd":                vhd,
 	}
 	varFile := filepath.Join(j.Dir, "vars.json")
-	data, _ := json.MarshalIndent(vars, "", "  ")
-	if err := os.WriteFile(varFile, data, 0o644); err != nil {
-		return r, err
-	}
 	logFile, err := os.Create(filepath.Join(j.Dir, "packer.log"))
 	if err != nil {
 		return r, err
 	}
 	defer logFile.Close()
+	serialFile, err := os.Create(filepath.Join(j.Dir, "serial.log"))
+	if err != nil {
+		return r, err
+	}
+	defer serialFile.Close()
+	// A unix socket's path must be short; the job dir's may not be.
+	sockDir, err := os.MkdirTemp("", "bench-serial-")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(sockDir)
+	vars["serial_socket"] = filepath.Join(sockDir, "serial.sock")
+	data, _ := json.MarshalIndent(vars, "", "  ")
+	if err := os.WriteFile(varFile, data, 0o644); err != nil {
+		return r, err
+	}
+
 	start := time.Now()
 	out := &timedLines{start: start, w: logFile}
+	serial := &timedLines{start: start, w: serialFile}
+	serialCtx, stopSerial := context.WithCancel(ctx)
+	serialDone := make(chan struct{})
+	go func() {
+		defer close(serialDone)
+		readSerial(serialCtx, vars["serial_socket"], serial)
+	}()
 	err = p.exec.Run(ctx, command{
 		Path: p.bin,
 		Args: []string{"build", "-color=false", "-var-file=" + varFile, p.template},
@@ -89,9 +109,12 @@ func (p packerSide) Build(ctx context.Context, j job) (*buildRun, error) {
 		Stdout: out, Stderr: out,
 	})
 	r.Seconds = time.Since(start).Seconds()
+	stopSerial()
+	<-serialDone
 	out.flush()
-	r.Timeline = out.lines
-	r.Phases, r.Steps = packerPhases(out.lines, r.Seconds)
+	serial.flush()
+	r.Timeline, r.Serial = out.lines, serial.lines
+	r.Phases, r.Steps = packerPhases(out.lines, serial.lines, r.Seconds)
 	if err != nil {
 		return r, fmt.Errorf("packer build (log %s): %w", logFile.Name(), err)
 	}
@@ -144,6 +167,27 @@ func writePackerIdentity(fwDir, keyFile string) (string, error) {
 	return keyFile, nil
 }
 
+// readSerial copies the guest's serial console from QEMU's socket (made
+// when QEMU starts) into out, until QEMU closes it or ctx ends.
+func readSerial(ctx context.Context, sock string, out io.Writer) {
+	var conn net.Conn
+	for conn == nil {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			conn = c
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	_, _ = io.Copy(out, conn)
+}
+
 // timedLine is one line of Packer's output and when it came.
 type timedLine struct {
 	Seconds float64 `json:"t"`
@@ -191,74 +235,111 @@ func (t *timedLines) add(at float64, line string) {
 	fmt.Fprintf(t.w, "%8.3f %s\n", at, line)
 }
 
-// Markers in Packer 1.6.6's output (qemu builder, -color=false).
+// Markers in Packer 1.6.6's output (qemu builder, -color=false) and on the
+// guest's console.
 const (
+	markVM          = "==> qemu: Starting VM"
 	markSSH         = "==> qemu: Connected to SSH!"
 	markProvision   = "==> qemu: Provisioning with shell script: "
 	markDeprovision = "deprovision.sh"
 	markPost        = "==> qemu: Running post-processor:"
 	markCheck       = "qemu: bench-check:"
+	markKernel      = "Linux version "
 )
 
-// packerPhases splits a Packer run into goldsmith's phases, by the lines
-// that start them: Building until SSH first answers (copying and resizing
-// the disk, booting through the disk's GRUB), Customizing until the
-// deprovision script starts, Generalizing until the post-processor (the
+// packerPhases splits a Packer run into goldsmith's phases, by the output
+// lines that start them: Building until SSH first answers (copying and
+// resizing the disk, booting through the disk's GRUB), Customizing until
+// the deprovision script starts, Generalizing until the post-processor (the
 // deprovision, the shutdown command and QEMU's exit), Distributing (the
-// fixed-VHD conversion) until Packer exits. The steps are the disk copy
-// (until the VM starts) and the reboot (from the start of the provisioner
-// that reboots to the first output of the check after it, so including the
-// check's pause_before). A phase whose
-// marker is missing (a failed run) is left out.
-func packerPhases(lines []timedLine, total float64) (phases, steps []phase) {
-	find := func(from int, match func(string) bool) int {
-		for i := from; i < len(lines); i++ {
-			if match(lines[i].Text) {
-				return i
-			}
-		}
-		return -1
-	}
-	ssh := find(0, func(s string) bool { return strings.HasPrefix(s, markSSH) })
-	deprov := find(0, func(s string) bool {
+// fixed-VHD conversion) until Packer exits. A phase whose marker is missing
+// (a failed run) is left out, as are the later ones.
+//
+// The steps say where the time goes, with the guest console's kernel banner
+// between: the disk copy (until the VM starts), firmware and GRUB to the
+// kernel, kernel to SSH; and the reboot, from the start of the provisioner
+// that reboots to the kernel's banner (shutdown, firmware, GRUB), and from
+// there to the check's first output (boot, sshd, Packer reconnecting),
+// including the check's pause_before.
+func packerPhases(out, serial []timedLine, total float64) (phases, steps []phase) {
+	ssh := find(out, 0, prefix(markSSH))
+	deprov := find(out, 0, func(s string) bool {
 		return strings.HasPrefix(s, markProvision) && strings.HasSuffix(s, markDeprovision)
 	})
-	post := find(0, func(s string) bool { return strings.HasPrefix(s, markPost) })
-	marks := []struct {
+	post := find(out, 0, prefix(markPost))
+	prev := 0.0
+	complete := true
+	for _, m := range []struct {
 		name string
 		at   int
-	}{{"Building", ssh}, {"Customizing", deprov}, {"Generalizing", post}}
-	prev := 0.0
-	for _, m := range marks {
+	}{{"Building", ssh}, {"Customizing", deprov}, {"Generalizing", post}} {
 		if m.at < 0 {
-			return phases, packerSteps(lines, find)
+			complete = false
+			break
 		}
-		phases = append(phases, phase{Name: m.name, Seconds: lines[m.at].Seconds - prev})
-		prev = lines[m.at].Seconds
+		phases = append(phases, phase{Name: m.name, Seconds: out[m.at].Seconds - prev})
+		prev = out[m.at].Seconds
 	}
-	phases = append(phases, phase{Name: "Distributing", Seconds: total - prev})
-	return phases, packerSteps(lines, find)
-}
+	if complete {
+		phases = append(phases, phase{Name: "Distributing", Seconds: total - prev})
+	}
 
-func packerSteps(lines []timedLine, find func(int, func(string) bool) int) []phase {
-	var steps []phase
-	if vm := find(0, func(s string) bool { return strings.HasPrefix(s, "==> qemu: Starting VM") }); vm >= 0 {
-		steps = append(steps, phase{Name: "copy disk", Seconds: lines[vm].Seconds})
+	at := func(lines []timedLine, i int) (float64, bool) {
+		if i < 0 {
+			return 0, false
+		}
+		return lines[i].Seconds, true
 	}
-	check := find(0, func(s string) bool { return strings.HasPrefix(strings.TrimSpace(s), markCheck) })
-	if check < 0 {
-		return steps
+	span := func(name string, from, to float64, ok1, ok2 bool) {
+		if ok1 && ok2 {
+			steps = append(steps, phase{Name: name, Seconds: to - from})
+		}
 	}
-	// The check's own provisioner line comes first going back, then the
-	// rebooting one's.
-	seen := 0
-	for i := check - 1; i >= 0; i-- {
-		if strings.HasPrefix(lines[i].Text, markProvision) {
+	vm, okVM := at(out, find(out, 0, prefix(markVM)))
+	span("copy disk", 0, vm, true, okVM)
+	k1 := find(serial, 0, contains(markKernel))
+	kernel1, okK1 := at(serial, k1)
+	sshAt, okSSH := at(out, ssh)
+	span("boot: firmware+GRUB", vm, kernel1, okVM, okK1)
+	span("boot: kernel to SSH", kernel1, sshAt, okK1, okSSH)
+
+	check := find(out, 0, func(s string) bool { return strings.HasPrefix(strings.TrimSpace(s), markCheck) })
+	// Going back from the check's output: the check's own provisioner line,
+	// then the rebooting one's.
+	reboot := -1
+	for i, seen := check-1, 0; check >= 0 && i >= 0; i-- {
+		if strings.HasPrefix(out[i].Text, markProvision) {
 			if seen++; seen == 2 {
-				steps = append(steps, phase{Name: "reboot", Seconds: lines[check].Seconds - lines[i].Seconds})
+				reboot = i
 				break
 			}
 		}
 	}
-	return steps
+	rebootAt, okR := at(out, reboot)
+	checkAt, okC := at(out, check)
+	kernel2, okK2 := 0.0, false
+	if k1 >= 0 {
+		kernel2, okK2 = at(serial, find(serial, k1+1, contains(markKernel)))
+	}
+	span("reboot: down+firmware+GRUB", rebootAt, kernel2, okR, okK2)
+	span("reboot: kernel to check", kernel2, checkAt, okK2, okC)
+	span("reboot", rebootAt, checkAt, okR, okC)
+	return phases, steps
+}
+
+func find(lines []timedLine, from int, match func(string) bool) int {
+	for i := from; i < len(lines); i++ {
+		if match(lines[i].Text) {
+			return i
+		}
+	}
+	return -1
+}
+
+func prefix(p string) func(string) bool {
+	return func(s string) bool { return strings.HasPrefix(s, p) }
+}
+
+func contains(sub string) func(string) bool {
+	return func(s string) bool { return strings.Contains(s, sub) }
 }

@@ -35,6 +35,7 @@ type buildRun struct {
 	Dir           string      `json:"dir"`
 	Manifest      string      `json:"manifest,omitempty"`
 	Timeline      []timedLine `json:"timeline,omitempty"` // packer's output, stamped
+	Serial        []timedLine `json:"serial,omitempty"`   // packer's guest console, stamped
 	Error         string      `json:"error,omitempty"`
 }
 
