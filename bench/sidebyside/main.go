@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -259,7 +260,9 @@ func runBuild(ctx context.Context, log *slog.Logger, cfg config, s side, j job) 
 	bctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
 	log.Info("build", "dir", j.Dir, "kind", j.Kind)
+	before := loadAverage()
 	r, err := s.Build(bctx, j)
+	r.LoadBefore, r.LoadAfter = before, loadAverage()
 	if err == nil {
 		err = checkFixedVHD(r.Artifact)
 	}
@@ -277,6 +280,17 @@ func runBuild(ctx context.Context, log *slog.Logger, cfg config, s side, j job) 
 		}
 	}
 	return r, nil
+}
+
+// loadAverage is the host's 1-minute load average (0 if unknown).
+func loadAverage() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f, _, _ := strings.Cut(string(data), " ")
+	v, _ := strconv.ParseFloat(f, 64)
+	return v
 }
 
 // checkFixedVHD checks the VHD footer: the "conectix" cookie and disk type

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -37,6 +38,10 @@ type buildRun struct {
 	Timeline      []timedLine `json:"timeline,omitempty"` // packer's output, stamped
 	Serial        []timedLine `json:"serial,omitempty"`   // packer's guest console, stamped
 	Error         string      `json:"error,omitempty"`
+	// The host's 1-minute load average when the build started and ended:
+	// the machine is shared, and a busy host slows TCG guests a lot.
+	LoadBefore float64 `json:"loadBefore"`
+	LoadAfter  float64 `json:"loadAfter"`
 }
 
 // pairResult is one interleaved pair, with goldsmith's one-step rebuild.
@@ -178,7 +183,7 @@ func medianPhases(runs []*buildRun, of func(*buildRun) []phase) []phase {
 // printReport writes the per-pair table and the summary.
 func printReport(w io.Writer, pairs []pairResult, s summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "pair\tfirst\tgoldsmith s\tgoldsmith phases s\tpacker s\tpacker phases s\tratio\trebuild s\trebuild/warm\t")
+	fmt.Fprintln(tw, "pair\tfirst\tgoldsmith s\tgoldsmith phases s\tpacker s\tpacker phases s\tratio\trebuild s\trebuild/warm\thost load\t")
 	for _, p := range pairs {
 		ratio, rbRatio := "-", "-"
 		if x, ok := p.Ratio(); ok {
@@ -187,14 +192,21 @@ func printReport(w io.Writer, pairs []pairResult, s summary) {
 		if x, ok := p.RebuildRatio(); ok {
 			rbRatio = fmt.Sprintf("%.2f", x)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", p.Index, p.First,
+		var loads []string
+		for _, r := range []*buildRun{p.Goldsmith, p.Rebuild, p.Packer} {
+			if r != nil {
+				loads = append(loads, fmt.Sprintf("%.1f", (r.LoadBefore+r.LoadAfter)/2))
+			}
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", p.Index, p.First,
 			seconds(p.Goldsmith), phaseList(p.Goldsmith), seconds(p.Packer), phaseList(p.Packer),
-			ratio, seconds(p.Rebuild), rbRatio)
+			ratio, seconds(p.Rebuild), rbRatio, strings.Join(loads, "/"))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "phases: Building/Customizing/Validating/Generalizing/Distributing for goldsmith (manifest.json);\n")
-	fmt.Fprintf(w, "        Building/Customizing/Generalizing/Distributing for Packer (from its output: SSH up, deprovision, post-processor)\n\n")
+	fmt.Fprintf(w, "        Building/Customizing/Generalizing/Distributing for Packer (from its output: SSH up, deprovision, post-processor)\n")
+	fmt.Fprintf(w, "host load: the 1-minute load average during goldsmith/rebuild/packer (the host's cores: %d)\n\n", runtime.NumCPU())
 	line := func(name string, sp spread) {
 		if sp.N == 0 {
 			fmt.Fprintf(w, "%-10s no successful run\n", name)
