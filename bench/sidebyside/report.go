@@ -36,7 +36,7 @@ type buildRun struct {
 	Dir           string      `json:"dir"`
 	Manifest      string      `json:"manifest,omitempty"`
 	Timeline      []timedLine `json:"timeline,omitempty"` // packer's output, stamped
-	Serial        []timedLine `json:"serial,omitempty"`   // packer's guest console, stamped
+	Serial        []timedLine `json:"-"`                  // packer's guest console, stamped (serial.log)
 	Error         string      `json:"error,omitempty"`
 	// The host's 1-minute load average when the build started and ended:
 	// the machine is shared, and a busy host slows TCG guests a lot.

@@ -31,7 +31,7 @@ func timed(side, kind string, s float64, phases ...phase) *buildRun {
 func TestSummarize(t *testing.T) {
 	// The four pairs, with a rebuild each and one failed Packer run.
 	pairs := []pairResult{
-		{Index: 1, Goldsmith: timed(sideGoldsmith, kindWarm, 121, phase{"Building", 38}), Rebuild: timed(sideGoldsmith, kindRebuild, 30, phase{"Building", 5}), Packer: timed(sidePacker, kindWarm, 101)},
+		{Index: 1, Goldsmith: &buildRun{Side: sideGoldsmith, Kind: kindWarm, Seconds: 121, Phases: []phase{{"Building", 38}}, LoadBefore: 2, LoadAfter: 4}, Rebuild: timed(sideGoldsmith, kindRebuild, 30, phase{"Building", 5}), Packer: timed(sidePacker, kindWarm, 101)},
 		{Index: 2, Goldsmith: timed(sideGoldsmith, kindWarm, 112, phase{"Building", 30}), Rebuild: timed(sideGoldsmith, kindRebuild, 28), Packer: timed(sidePacker, kindWarm, 152)},
 		{Index: 3, Goldsmith: timed(sideGoldsmith, kindWarm, 101, phase{"Building", 29}), Packer: timed(sidePacker, kindWarm, 134)},
 		{Index: 4, Goldsmith: timed(sideGoldsmith, kindWarm, 132, phase{"Building", 45}), Packer: timed(sidePacker, kindWarm, 113)},
@@ -63,7 +63,7 @@ func TestSummarize(t *testing.T) {
 
 	var b bytes.Buffer
 	printReport(&b, pairs, s)
-	for _, want := range []string{"median of pair ratios 0.96", "ratio of medians 0.91", "failed", "pair 5 packer warm: boom", "rebuild/warm median 0.25"} {
+	for _, want := range []string{"median of pair ratios 0.96", "ratio of medians 0.91", "failed", "pair 5 packer warm: boom", "rebuild/warm median 0.25", "3.0/0.0/0.0"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
