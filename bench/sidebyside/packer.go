@@ -256,7 +256,8 @@ const (
 // (a failed run) is left out, as are the later ones.
 //
 // The steps say where the time goes, with the guest console's kernel banner
-// between: the disk copy (until the VM starts), firmware and GRUB to the
+// between: until the VM starts (Packer's plugins, the checksum, the disk
+// copy and resize), firmware and GRUB to the
 // kernel, kernel to SSH; and the reboot, from the start of the provisioner
 // that reboots to the kernel's banner (shutdown, firmware, GRUB), and from
 // there to the check's first output (boot, sshd, Packer reconnecting),
@@ -296,7 +297,7 @@ func packerPhases(out, serial []timedLine, total float64) (phases, steps []phase
 		}
 	}
 	vm, okVM := at(out, find(out, 0, prefix(markVM)))
-	span("copy disk", 0, vm, true, okVM)
+	span("to VM start", 0, vm, true, okVM)
 	k1 := find(serial, 0, contains(markKernel))
 	kernel1, okK1 := at(serial, k1)
 	sshAt, okSSH := at(out, ssh)

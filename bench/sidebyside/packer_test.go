@@ -49,23 +49,23 @@ func TestPackerPhases(t *testing.T) {
 		{
 			name: "complete run", out: out, serial: serial,
 			wantPhases: []phase{{"Building", 90.831}, {"Customizing", 137.326}, {"Generalizing", 11.922}, {"Distributing", 0.821}},
-			wantSteps: []phase{{"copy disk", 7.393}, {"boot: firmware+GRUB", 4.607}, {"boot: kernel to SSH", 78.831},
+			wantSteps: []phase{{"to VM start", 7.393}, {"boot: firmware+GRUB", 4.607}, {"boot: kernel to SSH", 78.831},
 				{"reboot: down+firmware+GRUB", 49.979}, {"reboot: kernel to check", 77.540}, {"reboot", 127.519}},
 		},
 		{
 			name: "no console", out: out,
 			wantPhases: []phase{{"Building", 90.831}, {"Customizing", 137.326}, {"Generalizing", 11.922}, {"Distributing", 0.821}},
-			wantSteps:  []phase{{"copy disk", 7.393}, {"reboot", 127.519}},
+			wantSteps:  []phase{{"to VM start", 7.393}, {"reboot", 127.519}},
 		},
 		{
 			name: "failed after the reboot", out: out[:findText(t, out, "bench-check: booted again")+1], serial: serial,
 			wantPhases: []phase{{"Building", 90.831}},
-			wantSteps: []phase{{"copy disk", 7.393}, {"boot: firmware+GRUB", 4.607}, {"boot: kernel to SSH", 78.831},
+			wantSteps: []phase{{"to VM start", 7.393}, {"boot: firmware+GRUB", 4.607}, {"boot: kernel to SSH", 78.831},
 				{"reboot: down+firmware+GRUB", 49.979}, {"reboot: kernel to check", 77.540}, {"reboot", 127.519}},
 		},
 		{
 			name: "failed before SSH", out: out[:findText(t, out, "Waiting for SSH")+1],
-			wantSteps: []phase{{"copy disk", 7.393}},
+			wantSteps: []phase{{"to VM start", 7.393}},
 		},
 	}
 	for _, tt := range tests {
