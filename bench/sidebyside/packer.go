@@ -257,11 +257,11 @@ const (
 //
 // The steps say where the time goes, with the guest console's kernel banner
 // between: until the VM starts (Packer's plugins, the checksum, the disk
-// copy and resize), firmware and GRUB to the
-// kernel, kernel to SSH; and the reboot, from the start of the provisioner
-// that reboots to the kernel's banner (shutdown, firmware, GRUB), and from
-// there to the check's first output (boot, sshd, Packer reconnecting),
-// including the check's pause_before.
+// copy and resize), firmware and GRUB to the kernel, kernel to SSH; and the
+// reboot, from the start of the provisioner that reboots to the kernel's
+// banner (shutdown, firmware, GRUB), and from there to the check's first
+// output (boot, sshd, Packer reconnecting), including the check's
+// pause_before.
 func packerPhases(out, serial []timedLine, total float64) (phases, steps []phase) {
 	ssh := find(out, 0, prefix(markSSH))
 	deprov := find(out, 0, func(s string) bool {
