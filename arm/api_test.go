@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -257,6 +260,7 @@ func TestSubmissionDownloads(t *testing.T) {
 	good := hex.EncodeToString(sum[:])
 	wrong := strings.Repeat("ab", 32)
 	files := fileServer(t, map[string]string{"/ok.sh": script})
+	huge := oversized(t)
 	tests := []struct {
 		name     string
 		cust     map[string]any
@@ -270,6 +274,12 @@ func TestSubmissionDownloads(t *testing.T) {
 			[]string{files.URL + "/ok.sh", "expected " + wrong, "actual " + good}},
 		{"missing file", map[string]any{"type": "File", "sourceUri": files.URL + "/gone.txt", "destination": "/tmp/x"}, "Failed", "NoCustomizerScript",
 			[]string{files.URL + "/gone.txt", "404"}},
+		{"script over the cap", map[string]any{"type": "Shell", "scriptUri": huge.URL + "/length/script.sh"}, "Failed", "NoCustomizerScript",
+			[]string{huge.URL + "/length/script.sh", "67108865 bytes is over the 67108864 byte limit for a script"}},
+		{"script over the cap, no Content-Length", map[string]any{"type": "Shell", "scriptUri": huge.URL + "/stream/script.sh"}, "Failed", "NoCustomizerScript",
+			[]string{huge.URL + "/stream/script.sh", "more than the 67108864 byte limit for a script"}},
+		{"File over 20 MB", map[string]any{"type": "File", "sourceUri": huge.URL + "/stream/big.bin", "destination": "/tmp/big.bin"}, "Failed", "NoCustomizerScript",
+			[]string{huge.URL + "/stream/big.bin", "more than the 20971520 byte limit for a File customizer's source", "< 20MB"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -313,6 +323,27 @@ func TestSubmissionDownloads(t *testing.T) {
 		})
 	}
 }
+
+// oversized serves one byte more than the script cap (64 MiB), generated as
+// it goes: under /length/ with its Content-Length, under /stream/ without.
+func oversized(t *testing.T) *httptest.Server {
+	t.Helper()
+	const size = 64<<20 + 1 // download.MaxScriptBytes + 1
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/length/") {
+			w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		} else {
+			w.(http.Flusher).Flush() // headers out without a length: chunked
+		}
+		_, _ = io.CopyN(w, zeros{}, size)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
 func TestRunConflictLogsAndCancel(t *testing.T) {
 	s := startSite(t, siteOptions{Executor: standIn(4 * time.Second)})
@@ -424,6 +455,10 @@ func TestCancelEveryPhase(t *testing.T) {
 	}
 }
 
+// TestFailedRunAndPartialDistribution runs on the stand-in executor
+// (resource.StandInExecutor), which fails a Shell customizer with "exit N"
+// using the build engine's own error (customize.StepError), so the message
+// asserted is the real engine's wording.
 func TestFailedRunAndPartialDistribution(t *testing.T) {
 	s := startSite(t, siteOptions{Executor: standIn(200 * time.Millisecond)})
 	putGroup(t, s, "rg1")
@@ -432,7 +467,7 @@ func TestFailedRunAndPartialDistribution(t *testing.T) {
 	_, got := s.call(t, "GET", tmplPath("rg1", "fails"), v24, nil)
 	msg := str(got, "properties", "lastRunStatus", "message")
 	if str(op, "status") != "Failed" || str(op, "error", "code") != "PackerBuildFailed" || str(got, "properties", "lastRunStatus", "runState") != "Failed" ||
-		!strings.Contains(msg, "status 3") {
+		!strings.Contains(msg, `customizer 1/1 "run echo hi; exit 3" (Shell) failed with exit code 3`) {
 		t.Errorf("failed run: op %v, lastRunStatus %v", op, dig(got, "properties", "lastRunStatus"))
 	}
 

@@ -14,7 +14,7 @@ import (
 
 // Client is a small client of a goldsmith server's API, for the CLI. It
 // speaks the same ARM API as Azure SDKs do, plus goldsmith's log endpoint.
-// Resources are returned as decoded JSON objects.
+// Resources are returned typed (see Answer).
 type Client struct {
 	BaseURL      string // e.g. http://127.0.0.1:8080
 	Token        string
@@ -150,35 +150,53 @@ func decodeAPIError(status int, data []byte) error {
 	return &APIError{Status: status, Code: e.Code, Message: e.Message}
 }
 
-func (c *Client) object(ctx context.Context, method, u string, body any) (map[string]any, *http.Response, error) {
+// answer decodes an answer into a typed T, keeping the answer as sent.
+func answer[T any, PT interface {
+	*T
+	keep(json.RawMessage)
+}](ctx context.Context, c *Client, method, u string, body any) (T, *http.Response, error) {
+	var v T
 	resp, data, err := c.do(ctx, method, u, body)
 	if err != nil {
-		return nil, resp, err
+		return v, resp, err
 	}
-	var m map[string]any
-	if len(bytes.TrimSpace(data)) > 0 {
-		if err := json.Unmarshal(data, &m); err != nil {
-			return nil, resp, fmt.Errorf("decode the answer of %s %s: %w", method, u, err)
+	data = bytes.TrimSpace(data)
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &v); err != nil {
+			return v, resp, fmt.Errorf("decode the answer of %s %s: %w", method, u, err)
 		}
 	}
-	return m, resp, nil
+	PT(&v).keep(json.RawMessage(data))
+	return v, resp, nil
 }
 
-// list reads every page of a list.
-func (c *Client) list(ctx context.Context, u string) ([]map[string]any, error) {
-	var out []map[string]any
+// answers reads every page of a list.
+func answers[T any, PT interface {
+	*T
+	keep(json.RawMessage)
+}](ctx context.Context, c *Client, u string) ([]T, error) {
+	var out []T
 	for u != "" {
-		m, _, err := c.object(ctx, http.MethodGet, u, nil)
+		resp, data, err := c.do(ctx, http.MethodGet, u, nil)
 		if err != nil {
 			return nil, err
 		}
-		vals, _ := m["value"].([]any)
-		for _, v := range vals {
-			if o, ok := v.(map[string]any); ok {
-				out = append(out, o)
-			}
+		var page struct {
+			Value    []json.RawMessage `json:"value"`
+			NextLink string            `json:"nextLink"`
 		}
-		u, _ = m["nextLink"].(string)
+		if err := json.Unmarshal(data, &page); err != nil {
+			return nil, fmt.Errorf("decode the answer of GET %s (%s): %w", u, resp.Status, err)
+		}
+		for _, raw := range page.Value {
+			var v T
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return nil, fmt.Errorf("decode the answer of GET %s: %w", u, err)
+			}
+			PT(&v).keep(raw)
+			out = append(out, v)
+		}
+		u = page.NextLink
 	}
 	return out, nil
 }
@@ -193,42 +211,42 @@ func (c *Client) TemplatePath(rg, name string) string {
 }
 
 // PutGroup creates or updates a resource group.
-func (c *Client) PutGroup(ctx context.Context, name, location string) (map[string]any, error) {
-	m, _, err := c.object(ctx, http.MethodPut, c.url(c.groupPath(name), clientGroupsVersion), map[string]any{"location": location})
-	return m, err
+func (c *Client) PutGroup(ctx context.Context, name, location string) (Group, error) {
+	g, _, err := answer[Group](ctx, c, http.MethodPut, c.url(c.groupPath(name), clientGroupsVersion), map[string]any{"location": location})
+	return g, err
 }
 
 // PutTemplate submits a template and returns it (Creating) and the URL of
 // its submission operation.
-func (c *Client) PutTemplate(ctx context.Context, rg, name, apiVersion string, body map[string]any) (map[string]any, string, error) {
+func (c *Client) PutTemplate(ctx context.Context, rg, name, apiVersion string, body map[string]any) (ImageTemplate, string, error) {
 	if apiVersion == "" {
 		apiVersion = c.templateVersion()
 	}
-	m, resp, err := c.object(ctx, http.MethodPut, c.url(c.TemplatePath(rg, name), apiVersion), body)
+	t, resp, err := answer[ImageTemplate](ctx, c, http.MethodPut, c.url(c.TemplatePath(rg, name), apiVersion), body)
 	if err != nil {
-		return nil, "", err
+		return t, "", err
 	}
-	return m, resp.Header.Get("Azure-AsyncOperation"), nil
+	return t, resp.Header.Get("Azure-AsyncOperation"), nil
 }
 
 // GetTemplate reads a template.
-func (c *Client) GetTemplate(ctx context.Context, rg, name string) (map[string]any, error) {
-	m, _, err := c.object(ctx, http.MethodGet, c.url(c.TemplatePath(rg, name), c.templateVersion()), nil)
-	return m, err
+func (c *Client) GetTemplate(ctx context.Context, rg, name string) (ImageTemplate, error) {
+	t, _, err := answer[ImageTemplate](ctx, c, http.MethodGet, c.url(c.TemplatePath(rg, name), c.templateVersion()), nil)
+	return t, err
 }
 
 // ListTemplates lists the templates of a group, or of the subscription when rg is "".
-func (c *Client) ListTemplates(ctx context.Context, rg string) ([]map[string]any, error) {
+func (c *Client) ListTemplates(ctx context.Context, rg string) ([]ImageTemplate, error) {
 	p := "/subscriptions/" + url.PathEscape(c.Subscription)
 	if rg != "" {
 		p = c.groupPath(rg)
 	}
-	return c.list(ctx, c.url(p+"/providers/Microsoft.VirtualMachineImages/imageTemplates", c.templateVersion()))
+	return answers[ImageTemplate](ctx, c, c.url(p+"/providers/Microsoft.VirtualMachineImages/imageTemplates", c.templateVersion()))
 }
 
 // Run starts a run and returns its operation URL.
 func (c *Client) Run(ctx context.Context, rg, name string) (string, error) {
-	_, resp, err := c.object(ctx, http.MethodPost, c.url(c.TemplatePath(rg, name)+"/run", c.templateVersion()), nil)
+	resp, _, err := c.do(ctx, http.MethodPost, c.url(c.TemplatePath(rg, name)+"/run", c.templateVersion()), nil)
 	if err != nil {
 		return "", err
 	}
@@ -237,7 +255,7 @@ func (c *Client) Run(ctx context.Context, rg, name string) (string, error) {
 
 // Cancel cancels the run in progress and returns the cancel operation's URL.
 func (c *Client) Cancel(ctx context.Context, rg, name string) (string, error) {
-	_, resp, err := c.object(ctx, http.MethodPost, c.url(c.TemplatePath(rg, name)+"/cancel", c.templateVersion()), nil)
+	resp, _, err := c.do(ctx, http.MethodPost, c.url(c.TemplatePath(rg, name)+"/cancel", c.templateVersion()), nil)
 	if err != nil {
 		return "", err
 	}
@@ -258,25 +276,25 @@ func (c *Client) DeleteTemplate(ctx context.Context, rg, name string) (string, e
 }
 
 // RunOutputs lists a template's runOutputs.
-func (c *Client) RunOutputs(ctx context.Context, rg, name string) ([]map[string]any, error) {
-	return c.list(ctx, c.url(c.TemplatePath(rg, name)+"/runOutputs", c.templateVersion()))
+func (c *Client) RunOutputs(ctx context.Context, rg, name string) ([]RunOutput, error) {
+	return answers[RunOutput](ctx, c, c.url(c.TemplatePath(rg, name)+"/runOutputs", c.templateVersion()))
 }
 
 // Wait polls an operation until it ends and returns its status resource.
 // progress, when set, is called after every poll.
-func (c *Client) Wait(ctx context.Context, opURL string, progress func(op map[string]any)) (map[string]any, error) {
+func (c *Client) Wait(ctx context.Context, opURL string, progress func(op Operation)) (Operation, error) {
 	if opURL == "" {
-		return nil, fmt.Errorf("the server gave no operation to wait for")
+		return Operation{}, fmt.Errorf("the server gave no operation to wait for")
 	}
 	for {
-		op, resp, err := c.object(ctx, http.MethodGet, opURL, nil)
+		op, resp, err := answer[Operation](ctx, c, http.MethodGet, opURL, nil)
 		if err != nil {
-			return nil, err
+			return op, err
 		}
 		if progress != nil {
 			progress(op)
 		}
-		if s, _ := op["status"].(string); s != "InProgress" {
+		if op.Done() {
 			return op, nil
 		}
 		wait := c.PollEvery
@@ -291,7 +309,7 @@ func (c *Client) Wait(ctx context.Context, opURL string, progress func(op map[st
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return op, ctx.Err()
 		case <-time.After(wait):
 		}
 	}
@@ -315,35 +333,35 @@ func (c *Client) Logs(ctx context.Context, rg, name, run string, follow bool) (i
 }
 
 // PutGallery creates or updates a gallery.
-func (c *Client) PutGallery(ctx context.Context, rg, name, location, description string) (map[string]any, error) {
+func (c *Client) PutGallery(ctx context.Context, rg, name, location, description string) (Gallery, error) {
 	body := map[string]any{"location": location, "properties": map[string]any{}}
 	if description != "" {
 		body["properties"] = map[string]any{"description": description}
 	}
-	m, _, err := c.object(ctx, http.MethodPut, c.url(c.groupPath(rg)+"/providers/Microsoft.Compute/galleries/"+url.PathEscape(name), clientGalleryVersion), body)
-	return m, err
+	g, _, err := answer[Gallery](ctx, c, http.MethodPut, c.url(c.groupPath(rg)+"/providers/Microsoft.Compute/galleries/"+url.PathEscape(name), clientGalleryVersion), body)
+	return g, err
 }
 
 // PutGalleryImage creates or updates a gallery image definition.
-func (c *Client) PutGalleryImage(ctx context.Context, rg, gallery, name, location string, props map[string]any) (map[string]any, error) {
+func (c *Client) PutGalleryImage(ctx context.Context, rg, gallery, name, location string, props map[string]any) (GalleryImage, error) {
 	p := c.groupPath(rg) + "/providers/Microsoft.Compute/galleries/" + url.PathEscape(gallery) + "/images/" + url.PathEscape(name)
-	m, _, err := c.object(ctx, http.MethodPut, c.url(p, clientGalleryVersion), map[string]any{"location": location, "properties": props})
-	return m, err
+	d, _, err := answer[GalleryImage](ctx, c, http.MethodPut, c.url(p, clientGalleryVersion), map[string]any{"location": location, "properties": props})
+	return d, err
 }
 
 // ListImages lists managed images of a group, or of the subscription when rg is "".
-func (c *Client) ListImages(ctx context.Context, rg string) ([]map[string]any, error) {
+func (c *Client) ListImages(ctx context.Context, rg string) ([]Image, error) {
 	p := "/subscriptions/" + url.PathEscape(c.Subscription)
 	if rg != "" {
 		p = c.groupPath(rg)
 	}
-	return c.list(ctx, c.url(p+"/providers/Microsoft.Compute/images", clientImagesVersion))
+	return answers[Image](ctx, c, c.url(p+"/providers/Microsoft.Compute/images", clientImagesVersion))
 }
 
 // GetImage reads a managed image.
-func (c *Client) GetImage(ctx context.Context, rg, name string) (map[string]any, error) {
-	m, _, err := c.object(ctx, http.MethodGet, c.url(c.groupPath(rg)+"/providers/Microsoft.Compute/images/"+url.PathEscape(name), clientImagesVersion), nil)
-	return m, err
+func (c *Client) GetImage(ctx context.Context, rg, name string) (Image, error) {
+	img, _, err := answer[Image](ctx, c, http.MethodGet, c.url(c.groupPath(rg)+"/providers/Microsoft.Compute/images/"+url.PathEscape(name), clientImagesVersion), nil)
+	return img, err
 }
 
 // Disk is the disk behind a managed image or gallery image version, being

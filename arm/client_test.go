@@ -28,7 +28,7 @@ func TestClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if op, err := c.Wait(ctx, opURL, nil); err != nil || op["status"] != "Succeeded" {
+	if op, err := c.Wait(ctx, opURL, nil); err != nil || op.Status != "Succeeded" {
 		t.Fatalf("submission %v %v", op, err)
 	}
 	runURL, err := c.Run(ctx, "rg1", "t1")
@@ -44,7 +44,7 @@ func TestClient(t *testing.T) {
 	if !strings.Contains(string(text), "==> Distributing") {
 		t.Errorf("followed log:\n%s", text)
 	}
-	if op, err := c.Wait(ctx, runURL, nil); err != nil || op["status"] != "Succeeded" {
+	if op, err := c.Wait(ctx, runURL, nil); err != nil || op.Status != "Succeeded" {
 		t.Fatalf("run %v %v", op, err)
 	}
 	list, err := c.ListTemplates(ctx, "")
@@ -71,7 +71,7 @@ func TestClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if op, err := c.Wait(ctx, delURL, nil); err != nil || op["status"] != "Succeeded" {
+	if op, err := c.Wait(ctx, delURL, nil); err != nil || op.Status != "Succeeded" {
 		t.Fatalf("delete %v %v", op, err)
 	}
 	if u, err := c.DeleteTemplate(ctx, "rg1", "t1"); err != nil || u != "" {

@@ -10,11 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/goldsmith-dev/goldsmith/machine"
 )
 
 // TestMain lets this test binary act as a goldsmith server process for
@@ -138,8 +140,10 @@ func TestKillDuringRun(t *testing.T) {
 	if len(pidFiles) != 1 {
 		t.Fatalf("pid files %v", pidFiles)
 	}
-	data, _ := os.ReadFile(pidFiles[0])
-	vmPid, _ := strconv.Atoi(string(data))
+	vmPid, err := machine.ReadPIDFile(pidFiles[0])
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/goldsmith-dev/goldsmith/catalog"
 	"github.com/goldsmith-dev/goldsmith/customize"
 	"github.com/goldsmith-dev/goldsmith/disk"
-	"github.com/goldsmith-dev/goldsmith/source"
 )
 
 // e2eDataDir is the cache shared with the build engine's tests, so the
@@ -50,14 +49,12 @@ func TestDistributionEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := &build.Builder{
-		Images:   source.Resolver{Platform: cat},
 		Disks:    disk.QemuImg{Run: run},
 		StartVM:  build.StartMachine,
 		Fetcher:  &customize.Fetcher{},
 		CacheDir: filepath.Join(data, "cache"),
 	}
-	s := startSite(t, siteOptions{Executor: build.Executor{Builder: b}, Workers: 1})
-	b.Images = source.Resolver{Platform: cat, Stored: s.Svc} // before any run
+	s := startSite(t, siteOptions{Builder: b, Platform: cat, Workers: 1})
 
 	putGroup(t, s, "rg1")
 	gal := rgPath("rg1") + "/providers/Microsoft.Compute/galleries/gal"
@@ -80,6 +77,15 @@ func TestDistributionEndToEnd(t *testing.T) {
 	got := getJSON(t, s, tmplPath("rg1", "first"), v24)
 	if st := str(got, "properties", "lastRunStatus", "runState"); st != "Succeeded" {
 		t.Fatalf("first run: %v", dig(got, "properties", "lastRunStatus"))
+	}
+	// The log holds the phases and the customizer's own output.
+	logResp := get(t, s.URL+"/goldsmith/v1"+tmplPath("rg1", "first")+"/runs/latest/log", testToken)
+	logText, _ := io.ReadAll(logResp.Body)
+	logResp.Body.Close()
+	for _, want := range []string{"==> Building", "==> Customizing", "==> Distributing", "built-by-goldsmith-e2e"} {
+		if !strings.Contains(string(logText), want) {
+			t.Errorf("customization.log lacks %q:\n%s", want, tail(string(logText), 4000))
+		}
 	}
 	outs := map[string]map[string]any{}
 	for _, o := range getJSON(t, s, tmplPath("rg1", "first")+"/runOutputs", v24)["value"].([]any) {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
@@ -98,9 +99,9 @@ func renderRunStatus(s resource.LastRunStatus, v template.APIVersion) map[string
 		}
 	}
 	switch {
-	case sub == string(resource.PhaseOptimizing) && !v.Optimize,
-		sub == string(resource.PhaseValidating) && !v.Validate:
-		sub = string(resource.PhaseCustomizing)
+	case sub == string(build.PhaseOptimizing) && !v.Optimize,
+		sub == string(build.PhaseValidating) && !v.Validate:
+		sub = string(build.PhaseCustomizing)
 	}
 	if !v.PowerShell { // 2018-02-01-preview: lower case
 		state, sub = lowerFirst(state), lowerFirst(sub)

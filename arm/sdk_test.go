@@ -22,8 +22,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 	aib "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/virtualmachineimagebuilder/armvirtualmachineimagebuilder/v2"
-
-	"github.com/goldsmith-dev/goldsmith/resource"
 )
 
 // fixedToken is a credential that always hands out the same token.
@@ -77,7 +75,14 @@ func respCode(err error) string {
 // against a goldsmith server: resource group, gallery, image definition,
 // identity, template (with a downloaded, checksummed script), run, poll to
 // completion, runOutputs, the managed image and the gallery version read
-// back through armcompute, the VHD downloaded, the log read, deletion.
+// back through armcompute, the VHD's signed link, the log, deletion.
+//
+// Its runs use the stand-in executor (resource.StandInExecutor), not the
+// build engine: no VM boots and the disks are small files the stand-in
+// writes. So it proves the API as the SDKs see it, staging, distribution
+// bookkeeping and cleanup, and asserts nothing about the image itself; the
+// real engine behind the same API (a bootable disk, a fixed VHD, the
+// customizer's output in the log) is TestDistributionEndToEnd's.
 func TestSDKFlow(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SDK flow polls once a second")
@@ -245,15 +250,16 @@ func TestSDKFlow(t *testing.T) {
 		t.Errorf("gallery runOutput artifactId %s, version id %s", *outs["gallery"].Properties.ArtifactID, *ver.ID)
 	}
 
-	// The VHD: a fixed VHD downloadable from its artifactUri.
+	// The VHD's artifactUri is a signed link that serves the run's output
+	// without a token (what is in it is the executor's business).
 	vhdURI := *outs["vhd"].Properties.ArtifactURI
-	vhd := download(t, vhdURI)
-	if len(vhd)%512 != 0 || len(vhd) < 1<<20 || string(vhd[len(vhd)-512:len(vhd)-504]) != "conectix" {
-		t.Errorf("VHD from %s: %d bytes, footer %q", vhdURI, len(vhd), vhd[max(0, len(vhd)-512):max(0, len(vhd)-504)])
+	if vhd := download(t, vhdURI); len(vhd) == 0 {
+		t.Errorf("VHD from %s: empty", vhdURI)
 	}
-	// The customization log, kept in the staging group.
+	// The customization log, kept in the staging group, with the phases the
+	// service writes whatever the executor.
 	logText := string(download(t, s.URL+"/goldsmith/v1"+*got.ID+"/runs/latest/log"))
-	for _, want := range []string{"==> Building", "==> Customizing", "==> Distributing", "staged " + files.URL + "/setup.sh sha256 " + hex.EncodeToString(sum[:])} {
+	for _, want := range []string{"==> Building", "==> Customizing", "==> Distributing"} {
 		if !strings.Contains(logText, want) {
 			t.Errorf("customization.log lacks %q:\n%s", want, logText)
 		}
@@ -311,8 +317,6 @@ func regionBlobs(dataDir string) []string {
 	files, _ := filepath.Glob(filepath.Join(dataDir, "regions", "*", "sha256", "*", "*"))
 	return files
 }
-
-func standIn(d time.Duration) resource.StandInExecutor { return resource.StandInExecutor{Duration: d} }
 
 func download(t *testing.T, url string) []byte {
 	t.Helper()

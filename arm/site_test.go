@@ -8,19 +8,22 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/goldsmith-dev/goldsmith/queue"
+	"github.com/goldsmith-dev/goldsmith/build"
+	"github.com/goldsmith-dev/goldsmith/internal/standin"
 	"github.com/goldsmith-dev/goldsmith/resource"
+	"github.com/goldsmith-dev/goldsmith/server"
+	"github.com/goldsmith-dev/goldsmith/source"
 	"github.com/goldsmith-dev/goldsmith/store"
 )
 
 const testToken = "test-token-0123456789"
 
-// site is a goldsmith server assembled as `goldsmith serve` assembles it.
+// site is a goldsmith server, assembled by package server as `goldsmith
+// serve` assembles it, with the API on top.
 type site struct {
 	URL     string
 	DataDir string
@@ -30,18 +33,25 @@ type site struct {
 }
 
 type siteOptions struct {
-	DataDir  string
+	DataDir string
+	// Executor runs the builds; default the stand-in (internal/standin),
+	// unless Builder is set: then the build engine runs them, resolving
+	// platform images with Platform.
 	Executor resource.Executor
+	Builder  *build.Builder
+	Platform source.Platform
 	PageSize int
 	Workers  int
 	Logger   *slog.Logger
+	// HTTPClient downloads what templates reference at submission.
+	HTTPClient *http.Client
 }
 
-// openSite assembles store, queue, service and API on dataDir; serve
-// decides how the API is reached.
+// openSite opens a server on o.DataDir, starts its queue and makes its API;
+// the caller decides how the API is reached, and calls stop.
 func openSite(ctx context.Context, o siteOptions) (*site, http.Handler, func(), error) {
-	if o.Executor == nil {
-		o.Executor = resource.StandInExecutor{Duration: 300 * time.Millisecond}
+	if o.Executor == nil && o.Builder == nil {
+		o.Executor = standIn(300 * time.Millisecond)
 	}
 	if o.Workers == 0 {
 		o.Workers = 2
@@ -49,40 +59,26 @@ func openSite(ctx context.Context, o siteOptions) (*site, http.Handler, func(), 
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	st, err := store.Open(ctx, filepath.Join(o.DataDir, "goldsmith.db"))
+	srv, err := server.Open(ctx, server.Config{DataDir: o.DataDir, Workers: o.Workers, Executor: o.Executor,
+		Builder: o.Builder, Platform: o.Platform, Logger: o.Logger, HTTPClient: o.HTTPClient,
+		QueuePoll: 50 * time.Millisecond, QueueLease: 5 * time.Second})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	q, err := queue.New(ctx, st, queue.Options{Workers: o.Workers, Exclusive: true, Poll: 50 * time.Millisecond, Lease: 5 * time.Second, Logger: o.Logger})
+	api, err := New(Options{Service: srv.Service(), Tokens: []string{"other-token", testToken}, PageSize: o.PageSize, RetryAfter: time.Second, Logger: o.Logger})
 	if err != nil {
-		st.Close()
-		return nil, nil, nil, err
-	}
-	svc, err := resource.New(resource.Options{Store: st, Queue: q, Executor: o.Executor, DataDir: o.DataDir, Logger: o.Logger})
-	if err != nil {
-		st.Close()
-		return nil, nil, nil, err
-	}
-	// Recover before answering: a run a dead server left must read as interrupted.
-	if err := q.Recover(ctx, true); err != nil {
-		st.Close()
-		return nil, nil, nil, err
-	}
-	if err := svc.Sweep(ctx); err != nil {
-		st.Close()
-		return nil, nil, nil, err
-	}
-	api, err := New(Options{Service: svc, Tokens: []string{"other-token", testToken}, PageSize: o.PageSize, RetryAfter: time.Second, Logger: o.Logger})
-	if err != nil {
-		st.Close()
+		srv.Close()
 		return nil, nil, nil, err
 	}
 	qctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { _ = q.Run(qctx); close(done) }()
-	stop := func() { cancel(); <-done; st.Close() }
-	return &site{DataDir: o.DataDir, Svc: svc, Store: st}, api, stop, nil
+	go func() { _ = srv.Run(qctx); close(done) }()
+	stop := func() { cancel(); <-done; srv.Close() }
+	return &site{DataDir: srv.DataDir(), Svc: srv.Service(), Store: srv.Store()}, api, stop, nil
 }
+
+// standIn is the stand-in executor: no VM boots (see internal/standin).
+func standIn(d time.Duration) standin.Executor { return standin.Executor{Duration: d} }
 
 // startSite runs a site behind an httptest server on 127.0.0.1.
 func startSite(t *testing.T, o siteOptions) *site {

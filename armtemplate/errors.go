@@ -77,6 +77,9 @@ func (e *exprError) Unwrap() error { return e.err }
 type errorSink struct {
 	list ErrorList
 	seen map[string]bool
+	// conditions are resources' conditions only a live deployment can
+	// decide, by the path of the condition.
+	conditions []*Error
 }
 
 func (s *errorSink) add(e *Error) {
@@ -114,4 +117,23 @@ func (s *errorSink) err() error {
 		return nil
 	}
 	return s.list
+}
+
+// warn records something about the resource at path that could not be
+// decided offline.
+func (ev *evaluator) warn(path, msg string) {
+	ev.sink.conditions = append(ev.sink.conditions, &Error{Path: ev.prefix + path, Msg: msg})
+}
+
+// takeWarnings returns the undecided conditions of the resource at path and
+// of every resource (or nested deployment) around it.
+func (ev *evaluator) takeWarnings(path string) []*Error {
+	var out []*Error
+	for _, w := range ev.sink.conditions {
+		base := strings.TrimSuffix(w.Path, ".condition")
+		if path == base || strings.HasPrefix(path, base+".") || strings.HasPrefix(path, base+"[") {
+			out = append(out, w)
+		}
+	}
+	return out
 }

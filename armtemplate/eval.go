@@ -31,6 +31,9 @@ func evalNode(env evalEnv, n node) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if u, ok := x.(Unknown); ok {
+			return u, nil
+		}
 		v, err := property(x, n.name)
 		if err != nil {
 			return nil, &exprError{col: n.col, msg: err.Error()}
@@ -44,6 +47,12 @@ func evalNode(env evalEnv, n node) (any, error) {
 		idx, err := evalNode(env, n.idx)
 		if err != nil {
 			return nil, err
+		}
+		if u, ok := x.(Unknown); ok {
+			return u, nil
+		}
+		if u, ok := idx.(Unknown); ok {
+			return u, nil
 		}
 		v, err := element(x, idx)
 		if err != nil {
@@ -66,8 +75,15 @@ func evalCall(env evalEnv, c *callExpr) (any, error) {
 		switch {
 		case strings.Contains(lname, "."):
 			return nil, fail("user-defined function '%s' is not supported", c.name)
-		case liveFunctions[lname] || strings.HasPrefix(lname, "list"):
-			return nil, fail("function '%s' needs a live Azure deployment and is not supported offline", c.name)
+		case isDeployTime(lname):
+			// Its arguments are still checked; its answer only a live
+			// deployment knows.
+			for _, a := range c.args {
+				if _, err := evalNode(env, a); err != nil {
+					return nil, err
+				}
+			}
+			return Unknown{Source: c.name + "()"}, nil
 		case lambdaFunctions[lname]:
 			return nil, fail("function '%s' takes a lambda, and lambda functions are not supported offline", c.name)
 		}
@@ -79,13 +95,27 @@ func evalCall(env evalEnv, c *callExpr) (any, error) {
 	var v any
 	var err error
 	if spec.lazy != nil {
-		v, err = spec.lazy(env, len(c.args), func(i int) (any, error) { return evalNode(env, c.args[i]) })
+		var unknown Unknown
+		v, err = spec.lazy(env, len(c.args), func(i int) (any, error) {
+			a, err := evalNode(env, c.args[i])
+			if u, ok := a.(Unknown); ok && err == nil {
+				unknown = u
+				return nil, errUnknownArg
+			}
+			return a, err
+		})
+		if errors.Is(err, errUnknownArg) {
+			return unknown, nil
+		}
 	} else {
 		args := make([]any, len(c.args))
 		for i, a := range c.args {
 			if args[i], err = evalNode(env, a); err != nil {
 				return nil, err
 			}
+		}
+		if u, ok := unknownArg(lname, args); ok {
+			return u, nil
 		}
 		v, err = spec.fn(env, args)
 	}
@@ -242,7 +272,7 @@ func describeValue(v any) string {
 // model: integral numbers become int64, other numbers float64.
 func normalize(v any) any {
 	switch v := v.(type) {
-	case nil, bool, string, int64:
+	case nil, bool, string, int64, Unknown:
 		return v
 	case float64:
 		if v == math.Trunc(v) && v >= -9.2e18 && v <= 9.2e18 {

@@ -18,12 +18,6 @@ type fnSpec struct {
 	lazy             func(env evalEnv, n int, arg func(int) (any, error)) (any, error)
 }
 
-// liveFunctions need Azure to answer (resource state, secrets, regions).
-var liveFunctions = map[string]bool{
-	"reference": true, "references": true, "pickzones": true, "providers": true,
-	"managementgroup": true, "managementgroupresourceid": true, "deployer": true,
-}
-
 var lambdaFunctions = map[string]bool{
 	"filter": true, "map": true, "reduce": true, "sort": true, "toobject": true,
 	"groupby": true, "mapvalues": true, "lambda": true, "lambdavariables": true,

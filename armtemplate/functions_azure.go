@@ -148,8 +148,11 @@ func fnDeployment(env evalEnv, _ []any) (any, error) {
 		"name":     i.ctx.DeploymentName,
 		"location": i.ctx.Location,
 		"properties": map[string]any{
-			"template":          map[string]any{"contentVersion": i.contentVersion},
-			"templateHash":      "",
+			"template":     map[string]any{"contentVersion": i.contentVersion},
+			"templateHash": "",
+			// Set only when the template is deployed from a URI, which
+			// quickstarts rely on to find their scripts (_artifactsLocation).
+			"templateLink":      Unknown{Source: "deployment().properties.templateLink"},
 			"parameters":        map[string]any{},
 			"mode":              "Incremental",
 			"provisioningState": "Accepted",

@@ -247,8 +247,7 @@ func TestFunctionErrors(t *testing.T) {
 	}{
 		{"[fooBar()]", "unknown ARM template function 'fooBar' (at column 2"},
 		{"[concat('a', foo())]", "unknown ARM template function 'foo' (at column 14"},
-		{"[reference('x').id]", "function 'reference' needs a live Azure deployment and is not supported offline"},
-		{"[listKeys('id', '2021-01-01').keys[0].value]", "function 'listKeys' needs a live Azure deployment"},
+		{"[reference(parameters('nope')).id]", "parameter 'nope' is not declared"},
 		{"[map(createArray(1), lambda('x', 1))]", "lambda functions are not supported"},
 		{"[ns.func()]", "user-defined function 'ns.func' is not supported"},
 		{"[variables('nope')]", "variable 'nope' is not defined (at column 2"},
@@ -318,5 +317,65 @@ func TestNewGUIDInDefault(t *testing.T) {
 	}
 	if n := res[0].Name; len(n) != 36 || n[14] != '4' {
 		t.Fatalf("want a random v4 GUID, got %q", n)
+	}
+}
+
+// TestDeployTimeValues: what only a live deployment knows evaluates to an
+// Unknown naming its source, and so does everything computed from it;
+// values that do not depend on it are computed as usual.
+func TestDeployTimeValues(t *testing.T) {
+	tests := []struct {
+		expr string
+		want string // the Unknown's source, or the JSON of a known value
+	}{
+		{"[reference('x')]", "reference()"},
+		{"[reference('x').id]", "reference()"},
+		{"[reference(resourceId('Microsoft.ManagedIdentity/userAssignedIdentities', 'id1'), '2018-11-30').principalId]", "reference()"},
+		{"[reference('x').outputs['a'].value]", "reference()"},
+		{"[listKeys('id', '2021-01-01').keys[0].value]", "listKeys()"},
+		{"[listSecrets('id', '2021-01-01')]", "listSecrets()"},
+		{"[pickZones('Microsoft.Compute', 'virtualMachines', 'westus2')]", "pickZones()"},
+		{"[deployment().properties.templateLink.uri]", "deployment().properties.templateLink"},
+		{"[uri(deployment().properties.templateLink.uri, 'scripts/a.sh')]", "deployment().properties.templateLink"},
+		{"[concat('https://', reference('x').host, '/a')]", "reference()"},
+		{"[format('{0}-{1}', 'a', reference('x').name)]", "reference()"},
+		{"[toLower(reference('x').name)]", "reference()"},
+		{"[createArray('a', reference('x'))[0]]", `"a"`},
+		{"[createArray('a', reference('x'))[1]]", "reference()"},
+		{"[length(createArray('a', reference('x')))]", `2`},
+		{"[string(createObject('a', reference('x')))]", "reference()"},
+		{"[if(equals(reference('x').state, 'on'), 'a', 'b')]", "reference()"},
+		{"[if(true(), reference('x').id, 'safe')]", "reference()"},
+		{"[coalesce(reference('x').id, 'fallback')]", "reference()"},
+		{"[coalesce('first', reference('x').id)]", `"first"`},
+		{"[and(true(), reference('x').on)]", "reference()"},
+		{"[or(true(), reference('x').on)]", `true`},
+		{"[parameters('obj')[reference('x').key]]", "reference()"},
+	}
+	for _, tt := range tests {
+		v, err := evalFor(t, tt.expr)
+		if err != nil {
+			t.Errorf("%s: %v", tt.expr, err)
+			continue
+		}
+		got := ""
+		if u, ok := v.(Unknown); ok {
+			got = u.Source
+		} else {
+			b, _ := json.Marshal(plainJSON(v))
+			got = string(b)
+		}
+		if got != tt.want {
+			t.Errorf("%s = %s, want %s", tt.expr, got, tt.want)
+		}
+	}
+	if u, ok := UnknownKey(Unknown{Source: "reference()"}.String()); !ok || u.Source != "reference()" {
+		t.Errorf("UnknownKey does not read back an Unknown's String: %v %v", u, ok)
+	}
+	if _, ok := UnknownKey("plain"); ok {
+		t.Error("UnknownKey took a plain key for an unknown one")
+	}
+	if _, err := json.Marshal(map[string]any{"a": Unknown{Source: "reference()"}}); err == nil || !strings.Contains(err.Error(), "known only when ARM deploys") {
+		t.Errorf("an Unknown must not marshal to JSON: %v", err)
 	}
 }

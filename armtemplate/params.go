@@ -89,6 +89,9 @@ func (ev *evaluator) resolveParameter(s *slot) (any, error) {
 			return nil, errReported
 		}
 	}
+	if u, ok := v.(Unknown); ok {
+		return u, nil // its type and constraints are checked at deployment
+	}
 	v, err := convertParameter(s.name, typ, v)
 	if err != nil {
 		return nil, err

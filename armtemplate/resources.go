@@ -21,12 +21,16 @@ type Resource struct {
 	APIVersion string
 	Name       string
 	// Body is the resource object with every expression evaluated, as
-	// encoding/json would decode it (numbers are float64). ARM-only keys
+	// encoding/json would decode it (numbers are float64), except that a
+	// value only a live deployment knows is an Unknown. ARM-only keys
 	// "condition", "copy" and nested "resources" are removed (children are
 	// returned as Resources of their own) and "type" and "name" hold the
 	// full forms. A nested deployment's properties.template is left as
 	// written, since its resources are returned separately.
 	Body map[string]any
+	// Warnings are what could not be checked offline about the resource
+	// itself (a condition only a live deployment can decide).
+	Warnings []*Error
 }
 
 const deploymentsType = "Microsoft.Resources/deployments"
@@ -152,6 +156,11 @@ func (ev *evaluator) instance(r map[string]any, path, typ string, short bool, pa
 		if !ok {
 			return
 		}
+		if u, ok := c.(Unknown); ok {
+			// Whether it is deployed only ARM knows: check it as if it were.
+			ev.warn(path+".condition", fmt.Sprintf("the condition depends on %s, which only a live deployment knows; the resource is checked as if it were deployed", u.Source))
+			c = true
+		}
 		b, isBool := c.(bool)
 		if !isBool {
 			ev.report(path+".condition", fmt.Errorf("condition must be a bool, not %s", describeValue(c)))
@@ -165,6 +174,11 @@ func (ev *evaluator) instance(r map[string]any, path, typ string, short bool, pa
 	// resource's mistakes are reported together.
 	nv, nameOK := ev.walk(field(r, "name"), path+".name", env)
 	name, isStr := nv.(string)
+	if u, ok := nv.(Unknown); ok {
+		// A nested deployment's parameter from reference() is known when
+		// that deployment starts; offline the name stays unknown.
+		name, isStr = u.String(), true
+	}
 	if nameOK && (!isStr || name == "") {
 		ev.report(path+".name", fmt.Errorf("resource name must be a non-empty string, not %s", describeValue(nv)))
 		nameOK = false
@@ -190,6 +204,9 @@ func (ev *evaluator) instance(r map[string]any, path, typ string, short bool, pa
 		if ok && nameOK {
 			m := body.(map[string]any)
 			m["type"], m["name"] = typ, name
+			if u, ok := nv.(Unknown); ok {
+				m["name"] = u
+			}
 			if template != nil {
 				m["properties"].(map[string]any)["template"] = template
 			}
@@ -201,6 +218,7 @@ func (ev *evaluator) instance(r map[string]any, path, typ string, short bool, pa
 				APIVersion: api,
 				Name:       name,
 				Body:       plainJSON(m).(map[string]any),
+				Warnings:   ev.takeWarnings(ev.prefix + path),
 			})
 		}
 	}
@@ -296,6 +314,10 @@ func (ev *evaluator) nestedDeployment(r map[string]any, path, name string, env e
 			ev2, ok := ev.walk(e.val, ppath, env)
 			if !ok {
 				failed[strings.ToLower(e.key)] = true
+				continue
+			}
+			if u, ok := ev2.(Unknown); ok {
+				ctx.Parameters[e.key] = u
 				continue
 			}
 			entry, isObj := ev2.(map[string]any)

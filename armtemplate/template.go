@@ -351,6 +351,9 @@ func (ev *evaluator) walkKey(key, path string, env exprEnv) (string, bool) {
 		return key, false
 	}
 	s, isStr := r.(string)
+	if u, ok := r.(Unknown); ok {
+		return u.String(), true // see UnknownKey
+	}
 	if !isStr {
 		ev.report(path, fmt.Errorf("a property name expression must give a string, not %s", describeValue(r)))
 		return key, false
@@ -387,6 +390,10 @@ const maxCopyCount = 800
 func (ev *evaluator) evalCount(v any, path string, env exprEnv) (int64, bool) {
 	c, ok := ev.walk(v, path, env)
 	if !ok {
+		return 0, false
+	}
+	if u, ok := c.(Unknown); ok {
+		ev.report(path, fmt.Errorf("copy count comes from %s, which only a live deployment knows, so the loop cannot be expanded offline", u.Source))
 		return 0, false
 	}
 	n, isInt := c.(int64)

@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/disk"
-	"github.com/goldsmith-dev/goldsmith/queue"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
-	"github.com/goldsmith-dev/goldsmith/store"
+	"github.com/goldsmith-dev/goldsmith/server"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
 
@@ -94,8 +94,8 @@ type outputs struct {
 	done chan time.Time
 }
 
-func (o outputs) Execute(ctx context.Context, run resource.RunRequest, _ io.Writer, progress func(resource.Phase, string)) (resource.RunResult, error) {
-	var res resource.RunResult
+func (o outputs) Execute(ctx context.Context, run resource.RunRequest, _ io.Writer, progress func(build.Phase, string)) (resource.RunResult, error) {
+	res := resource.RunResult{OSType: "Linux", HyperVGeneration: "V1"}
 	for _, d := range run.Template.Properties.Distribute {
 		src, sum, size, format := o.im.qcow2, o.im.qcow2SHA, o.im.qcow2Size, "qcow2"
 		if d.Type == template.DistributeVHD {
@@ -105,10 +105,10 @@ func (o outputs) Execute(ctx context.Context, run resource.RunRequest, _ io.Writ
 		if err := os.Link(src, dst); err != nil {
 			return res, err
 		}
-		res.Outputs = append(res.Outputs, resource.Output{RunOutputName: d.RunOutputName, Type: d.Type, Path: dst, Format: format,
-			SHA256: sum, Size: size, OSType: "Linux", HyperVGeneration: "V1"})
+		res.Outputs = append(res.Outputs, build.Output{RunOutputName: d.RunOutputName, Type: d.Type, Path: dst, Format: format,
+			SHA256: sum, Size: size})
 	}
-	progress(resource.PhaseDistributing, "benchmark")
+	progress(build.PhaseDistributing, "benchmark")
 	o.done <- time.Now()
 	return res, nil
 }
@@ -135,24 +135,16 @@ func distributeOnce(b *testing.B, im image) time.Duration {
 	} else {
 		b.Logf("site kept in %s", dir)
 	}
-	log := slog.New(slog.DiscardHandler)
-	st, err := store.Open(ctx, filepath.Join(dir, "goldsmith.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	q, err := queue.New(ctx, st, queue.Options{Workers: 1, Exclusive: true, Poll: 20 * time.Millisecond, Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
 	exec := outputs{im: im, done: make(chan time.Time, 1)}
-	svc, err := resource.New(resource.Options{Store: st, Queue: q, Executor: exec, DataDir: dir, Logger: log})
+	srv, err := server.Open(ctx, server.Config{DataDir: dir, Workers: 1, Executor: exec, QueuePoll: 20 * time.Millisecond})
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer srv.Close()
+	svc := srv.Service()
 	qctx, stop := context.WithCancel(ctx)
 	qdone := make(chan struct{})
-	go func() { _ = q.Run(qctx); close(qdone) }()
+	go func() { _ = srv.Run(qctx); close(qdone) }()
 	defer func() { stop(); <-qdone }()
 
 	must := func(err error) {

@@ -16,18 +16,27 @@ import (
 
 	"github.com/goldsmith-dev/goldsmith/customize"
 	"github.com/goldsmith-dev/goldsmith/disk"
+	"github.com/goldsmith-dev/goldsmith/layer"
 	"github.com/goldsmith-dev/goldsmith/machine"
 	"github.com/goldsmith-dev/goldsmith/source"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
 
-// Phase is the part of the run that is going on, named as AIB's runSubState
+// Phase is the part of a run that is going on, named as AIB's runSubState
 // names it, plus Generalizing, which AIB reports as part of Customizing.
+// This is the one vocabulary of phases: the service records a run's phase
+// with it, and the API renders it as runSubState.
 type Phase string
 
 const (
-	PhaseBuilding     Phase = "Building"
-	PhaseCustomizing  Phase = "Customizing"
+	// PhaseQueued: the run waits for a worker. The service reports it; the
+	// engine never enters it.
+	PhaseQueued      Phase = "Queued"
+	PhaseBuilding    Phase = "Building"
+	PhaseCustomizing Phase = "Customizing"
+	// PhaseOptimizing is AIB's optimize step (apiVersions with the
+	// optimize property); goldsmith has no optimizer and never enters it.
+	PhaseOptimizing   Phase = "Optimizing"
 	PhaseValidating   Phase = "Validating"
 	PhaseGeneralizing Phase = "Generalizing"
 	PhaseDistributing Phase = "Distributing"
@@ -78,6 +87,9 @@ type Builder struct {
 	// ReadyTimeout and RebootTimeout pass through to the customizers
 	// (0: their defaults).
 	ReadyTimeout, RebootTimeout time.Duration
+	// Layers is the layer cache; nil: none. A request uses it only with
+	// Request.LayerCache.
+	Layers *layer.Cache
 }
 
 // Request is one build.
@@ -104,6 +116,11 @@ type Request struct {
 	// validator failed: the build VM is kept running and OnAbort says how
 	// to reach it; the run's cleanup waits until OnAbort returns.
 	OnAbort func(ctx context.Context, a Abort)
+	// LayerCache restores the VM from the longest cached prefix of
+	// unchanged customizers and saves a layer after each step (see package
+	// layer). AIB builds afresh every time: goldsmith build turns it on by
+	// default, the service only for templates that opt in.
+	LayerCache bool
 }
 
 // Abort describes a build VM kept for inspection.
@@ -146,6 +163,8 @@ type run struct {
 	manifest   *Manifest
 
 	base    source.Image
+	layers  *layers
+	endErr  error // how the run ended, for the cleanups
 	overlay string
 	vm      VM
 	outputs []Output
@@ -228,9 +247,11 @@ func (r *run) steps() []step {
 	return []step{
 		&resolveSource{},
 		&fetchArtifacts{},
+		&lookUpLayers{},
 		&prepareDisk{},
 		&bootVM{},
 		&growDisk{},
+		&saveBaseLayer{},
 		&customizeStep{},
 		&validateStep{},
 		&packageList{},
@@ -271,7 +292,7 @@ func (r *run) where(stepName string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c := r.current; c != nil {
-		what := fmt.Sprintf("%s %d/%d %q (%s)", c.Phase, c.Index, c.Total, c.Name, c.Type)
+		what := fmt.Sprintf("%s %d/%d %q (%s)", c.Kind, c.Index, c.Total, c.Name, c.Type)
 		if c.Done && c.Err == nil {
 			return fmt.Sprintf("phase %s was running, after %s", r.phase, what)
 		}

@@ -260,6 +260,12 @@ func (v *fakeVM) Checkpoint(ctx context.Context, c machine.Checkpoint) (machine.
 	return saved, nil
 }
 
+func (v *fakeVM) Disk() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.cfg.Disk
+}
+
 func (v *fakeVM) Accel() machine.Accel { return machine.AccelTCG }
 func (v *fakeVM) SSHAddr() string      { return "127.0.0.1:40022" }
 func (v *fakeVM) ConsoleTail() string  { return "fake console: login:\n" }
@@ -387,8 +393,8 @@ func TestFakeVMCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if saved.Disk != first || saved.StateFile != state || info.FullBackingFilename != first || st.last().cfg.Disk != layer {
-		t.Errorf("saved %+v, new disk backed by %q, VM on %q", saved, info.FullBackingFilename, st.last().cfg.Disk)
+	if saved.Disk != first || saved.StateFile != state || info.FullBackingFilename != first || vm.Disk() != layer {
+		t.Errorf("saved %+v, new disk backed by %q, VM on %q", saved, info.FullBackingFilename, vm.Disk())
 	}
 	vm.Close()
 	if _, err := vm.Checkpoint(ctx, machine.Checkpoint{NewDisk: filepath.Join(dir, "late.qcow2")}); err == nil {

@@ -19,6 +19,7 @@ type Manifest struct {
 	Steps      []ManifestStep    `json:"customizers"`
 	Validators []ManifestStep    `json:"validators,omitempty"`
 	Generalize string            `json:"generalize,omitempty"`
+	Layers     *ManifestLayers   `json:"layers,omitempty"`
 	Phases     []ManifestPhase   `json:"phases"`
 	Outputs    []Output          `json:"outputs"`
 	Packages   []ManifestPackage `json:"packages,omitempty"`
@@ -53,7 +54,24 @@ type ManifestStep struct {
 	Seconds  float64                 `json:"seconds"`
 	ExitCode int                     `json:"exitCode"`
 	Rebooted bool                    `json:"rebooted,omitempty"`
+	Reused   bool                    `json:"reused,omitempty"` // restored from the layer cache, not run
 	Error    string                  `json:"error,omitempty"`
+}
+
+// ManifestLayers says what the layer cache did for the run.
+type ManifestLayers struct {
+	// Restored is the key of the layer the build VM was restored from;
+	// ReusedCustomizers how many customizers it includes (not run again).
+	Restored          string          `json:"restored,omitempty"`
+	ReusedCustomizers int             `json:"reusedCustomizers"`
+	Built             []ManifestLayer `json:"built,omitempty"`
+}
+
+// ManifestLayer is a layer the run saved.
+type ManifestLayer struct {
+	Step    int     `json:"step"` // customizers it includes; 0: the booted source
+	Key     string  `json:"key"`
+	Seconds float64 `json:"seconds"` // how long saving it paused the VM
 }
 
 // ManifestPhase is one phase's timing.
@@ -82,7 +100,7 @@ func manifestSteps(steps []customize.Step) []ManifestStep {
 	out := make([]ManifestStep, 0, len(steps))
 	for _, s := range steps {
 		ms := ManifestStep{Name: s.Name, Type: s.Type, URI: s.URI, SHA256: s.SHA256,
-			Seconds: s.Duration().Seconds(), ExitCode: s.ExitCode, Rebooted: s.Rebooted}
+			Seconds: s.Duration().Seconds(), ExitCode: s.ExitCode, Rebooted: s.Rebooted, Reused: s.Reused}
 		if s.Err != nil {
 			ms.Error = s.Err.Error()
 		}

@@ -22,6 +22,7 @@ type step interface {
 func runSteps(ctx context.Context, r *run, steps []step) (err error) {
 	started := make([]step, 0, len(steps))
 	defer func() {
+		r.endErr = err
 		for i := len(started) - 1; i >= 0; i-- {
 			s := started[i]
 			r.logger.Debug("cleanup", "step", s.Name())

@@ -107,7 +107,7 @@ func TestRunStepsCleanupOrder(t *testing.T) {
 // TestInterruptedMessages: a cancel or timeout says what was running, in
 // the user's terms, and which limit applied.
 func TestInterruptedMessages(t *testing.T) {
-	running := &customize.Step{Phase: customize.PhaseCustomize, Index: 2, Total: 3, Name: "install-web", Type: tmpl.CustomizeShell}
+	running := &customize.Step{Kind: customize.KindCustomizer, Index: 2, Total: 3, Name: "install-web", Type: tmpl.CustomizeShell}
 	finished := *running
 	finished.Done = true
 	tests := []struct {

@@ -84,12 +84,30 @@ func (*prepareDisk) Run(ctx context.Context, r *run) error {
 	if err := os.MkdirAll(r.req.WorkDir, 0o755); err != nil {
 		return err
 	}
-	r.overlay = filepath.Join(r.req.WorkDir, "build-disk.qcow2")
 	size := int64(r.tmpl.Properties.VMProfile.OSDiskSizeGB) << 30
 	if size > 0 && size < r.base.VirtualSize {
 		return fmt.Errorf("osDiskSizeGB %d is smaller than the source image (%d GiB); disks can only grow",
 			r.tmpl.Properties.VMProfile.OSDiskSizeGB, (r.base.VirtualSize+(1<<30)-1)>>30)
 	}
+	if l := r.layers; l != nil && l.hit != nil {
+		// The layer's disk has the grown size already.
+		r.overlay = l.nextDisk(r, l.hit.Meta.Step+1)
+		if err := r.b.Disks.CreateOverlay(ctx, r.overlay, l.hit.DiskPath(), "qcow2", 0); err != nil {
+			return fmt.Errorf("create overlay: %w", err)
+		}
+		return nil
+	}
+	return r.overlayOnSource(ctx)
+}
+
+// overlayOnSource makes the build disk over the source image, grown to
+// osDiskSizeGB: the reserved directory of layer 0 when saving layers.
+func (r *run) overlayOnSource(ctx context.Context) error {
+	r.overlay = filepath.Join(r.req.WorkDir, "build-disk.qcow2")
+	if l := r.layers; l != nil && l.pending != nil {
+		r.overlay = l.pending.DiskPath()
+	}
+	size := r.diskSize()
 	if size <= r.base.VirtualSize {
 		size = 0
 	}
@@ -100,6 +118,24 @@ func (*prepareDisk) Run(ctx context.Context, r *run) error {
 		r.logf("build disk grown to %d GiB (osDiskSizeGB)", size>>30)
 	}
 	return nil
+}
+
+// diskSize is the build disk's virtual size.
+func (r *run) diskSize() int64 {
+	return max(int64(r.tmpl.Properties.VMProfile.OSDiskSizeGB)<<30, r.base.VirtualSize)
+}
+
+// vmSize is the build VM's vCPUs and memory for the template's vmSize.
+func (r *run) vmSize() (machine.Size, error) {
+	host, err := machine.HostResources()
+	if err != nil {
+		return machine.Size{}, err
+	}
+	size, err := machine.SizeFor(r.tmpl.Properties.VMProfile.EffectiveVMSize(), host)
+	if err != nil {
+		return machine.Size{}, fmt.Errorf("vmSize: %w", err)
+	}
+	return size, nil
 }
 
 // Cleanup removes the work dir: the overlay and everything derived from it.
@@ -114,14 +150,10 @@ type bootVM struct{}
 
 func (*bootVM) Name() string { return "boot the build VM" }
 func (*bootVM) Run(ctx context.Context, r *run) error {
-	host, err := machine.HostResources()
+	vmSize := r.tmpl.Properties.VMProfile.EffectiveVMSize()
+	size, err := r.vmSize()
 	if err != nil {
 		return err
-	}
-	vmSize := r.tmpl.Properties.VMProfile.EffectiveVMSize()
-	size, err := machine.SizeFor(vmSize, host)
-	if err != nil {
-		return fmt.Errorf("vmSize: %w", err)
 	}
 	console := r.log.fileOnly("[console] ")
 	if r.req.LiveConsole {
@@ -138,6 +170,24 @@ func (*bootVM) Run(ctx context.Context, r *run) error {
 		PIDFile: filepath.Join(r.req.WorkDir, "qemu.pid"),
 	}
 	start := time.Now()
+	if l := r.layers; l != nil && l.hit != nil {
+		vm, err := r.restoreVM(ctx, cfg)
+		if err == nil {
+			r.vm = vm
+			r.manifest.Accel = string(vm.Accel())
+			r.logf("build VM restored from layer %s in %s (%s, %d vCPUs, %d MiB for %s, %s)", l.hit.Meta.Key[:12],
+				time.Since(start).Round(100*time.Millisecond), vm.Accel(), size.CPUs, size.MemoryMiB, vmSize, vm.SSHAddr())
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		r.logf("layer cache: restoring layer %s failed: %v; booting the source image instead", l.hit.Meta.Key[:12], err)
+		if err := r.dropLayers(ctx); err != nil {
+			return err
+		}
+		cfg.Disk = r.overlay
+	}
 	vm, err := r.b.StartVM(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start the build VM: %w", err)
@@ -181,7 +231,7 @@ type growDisk struct{}
 func (*growDisk) Name() string { return "grow the root filesystem" }
 func (*growDisk) Cleanup(*run) {}
 func (*growDisk) Run(ctx context.Context, r *run) error {
-	if int64(r.tmpl.Properties.VMProfile.OSDiskSizeGB)<<30 <= r.base.VirtualSize {
+	if int64(r.tmpl.Properties.VMProfile.OSDiskSizeGB)<<30 <= r.base.VirtualSize || r.layers.restored() >= 0 {
 		return nil
 	}
 	out := r.log.prefixed("[grow-disk] ")
@@ -220,7 +270,12 @@ func (*customizeStep) Run(ctx context.Context, r *run) error {
 	}
 	cs := r.tmpl.Properties.Customize
 	r.setPhase(PhaseCustomizing, fmt.Sprintf("%d customizers", len(cs)))
-	steps, err := customize.Run(ctx, machine.NewGuest(r.vm), cs, r.customizeOptions())
+	opts := r.customizeOptions()
+	if r.layers != nil {
+		opts.Skip = max(r.layers.restored(), 0)
+		opts.AfterStep = r.afterStep
+	}
+	steps, err := customize.Run(ctx, machine.NewGuest(r.vm), cs, opts)
 	r.manifest.Steps = manifestSteps(steps)
 	if err != nil {
 		return r.maybeAbort(ctx, "onCustomizerError", err)
@@ -249,11 +304,11 @@ func (r *run) customizeOptions() customize.Options {
 func stepMessage(s customize.Step) string {
 	switch {
 	case !s.Done:
-		return fmt.Sprintf("%s %d/%d %q (%s)", s.Phase, s.Index, s.Total, s.Name, s.Type)
+		return fmt.Sprintf("%s %d/%d %q (%s)", s.Kind, s.Index, s.Total, s.Name, s.Type)
 	case s.Err != nil:
 		return s.Err.Error()
 	}
-	return fmt.Sprintf("%s %d/%d %q done in %s", s.Phase, s.Index, s.Total, s.Name, s.Duration().Round(100*time.Millisecond))
+	return fmt.Sprintf("%s %d/%d %q done in %s", s.Kind, s.Index, s.Total, s.Name, s.Duration().Round(100*time.Millisecond))
 }
 
 // maybeAbort keeps the build VM for inspection when errorHandling says so.

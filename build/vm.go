@@ -29,6 +29,8 @@ type VM interface {
 	// cache's layers. A VM is started from a saved state through
 	// machine.Config.Restore.
 	Checkpoint(ctx context.Context, c machine.Checkpoint) (machine.Saved, error)
+	// Disk is the disk the VM writes to now (it moves at a checkpoint).
+	Disk() string
 
 	Accel() machine.Accel
 	// SSHAddr and ClientKeyFile tell a user how to reach a VM kept for

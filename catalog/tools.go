@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/goldsmith-dev/goldsmith/disk"
+	"github.com/goldsmith-dev/goldsmith/internal/shellquote"
 )
 
 // The external programs the catalog drives, one small interface per
@@ -93,7 +94,7 @@ func (m Mmdebstrap) Bootstrap(ctx context.Context, s BootstrapSpec) error {
 		args = append(args, "--hook-dir="+d)
 	}
 	if s.DebCache != "" {
-		cache := shellQuote(s.DebCache)
+		cache := shellquote.Quote(s.DebCache)
 		args = append(args,
 			"--skip=essential/unlink",
 			`--setup-hook=mkdir -p "$1/var/cache/apt/archives" && `+linkDebs(cache, `"$1/var/cache/apt/archives"`),
@@ -102,8 +103,8 @@ func (m Mmdebstrap) Bootstrap(ctx context.Context, s BootstrapSpec) error {
 	}
 	for _, f := range s.EarlyFiles {
 		args = append(args,
-			`--essential-hook=mkdir -p "$1"`+shellQuote(path.Dir(f.Dst)),
-			"--essential-hook=upload "+shellQuote(f.Src)+" "+shellQuote(f.Dst))
+			`--essential-hook=mkdir -p "$1"`+shellquote.Quote(path.Dir(f.Dst)),
+			"--essential-hook=upload "+shellquote.Quote(f.Src)+" "+shellquote.Quote(f.Dst))
 	}
 	if len(s.Packages) > 0 {
 		args = append(args, "--include="+strings.Join(s.Packages, ","))
@@ -121,8 +122,6 @@ func linkDebs(from, to string) string {
 	find := fmt.Sprintf(`find %s -maxdepth 1 -name '*.deb' -exec`, from)
 	return fmt.Sprintf(`{ %s ln -f -t %s {} + 2>/dev/null || %s cp -f -t %s {} +; }`, find, to, find, to)
 }
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // DpkgQuery lists packages with the host's dpkg-query pointed at the root
 // filesystem's database: no chroot needed.

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/download"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
 
@@ -76,18 +77,18 @@ func TestFetch(t *testing.T) {
 		{name: "upper-case digest", uri: srv.URL + "/s.sh", sum: strings.ToUpper(want), limit: 100},
 		{name: "no digest", uri: srv.URL + "/s.sh", limit: 100},
 		{name: "mismatch", uri: srv.URL + "/s.sh", sum: strings.Repeat("ab", 32), limit: 100,
-			errHas: []string{srv.URL + "/s.sh", strings.Repeat("ab", 32), want}, as: new(*ChecksumError)},
+			errHas: []string{srv.URL + "/s.sh", strings.Repeat("ab", 32), want}, as: new(*download.ChecksumError)},
 		{name: "not found", uri: srv.URL + "/nope", limit: 100, errHas: []string{srv.URL + "/nope", "404"}},
 		{name: "unreachable", uri: closedURL(t), limit: 100, errHas: []string{"connection refused"}},
-		{name: "over limit", uri: srv.URL + "/big", limit: 999, errHas: []string{"1000 bytes", "999"}, as: new(*TooLargeError)},
-		{name: "over limit, no length", uri: srv.URL + "/chunked/big", limit: 999, errHas: []string{"more than the 999"}, as: new(*TooLargeError)},
+		{name: "over limit", uri: srv.URL + "/big", limit: 999, errHas: []string{"1000 bytes", "999"}, as: new(*download.TooLargeError)},
+		{name: "over limit, no length", uri: srv.URL + "/chunked/big", limit: 999, errHas: []string{"more than the 999"}, as: new(*download.TooLargeError)},
 		{name: "scheme", uri: "file:///etc/passwd", limit: 100, errHas: []string{"only http and https"}},
 		{name: "bad digest", uri: srv.URL + "/s.sh", sum: "abc", limit: 100, errHas: []string{"not 64 hex"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &Fetcher{}
-			a, err := f.Fetch(context.Background(), tc.uri, tc.sum, tc.limit)
+			f := &Fetcher{Limits: download.Limits{Script: tc.limit}}
+			a, err := f.Fetch(context.Background(), tc.uri, tc.sum, download.Script)
 			if len(tc.errHas) == 0 {
 				if err != nil {
 					t.Fatal(err)
@@ -117,9 +118,9 @@ func TestFetchCache(t *testing.T) {
 	srv := newFiles(t, map[string][]byte{"/s.sh": script})
 	dir := t.TempDir()
 	ctx := context.Background()
-	f := &Fetcher{CacheDir: dir}
+	f := &Fetcher{CacheDir: dir, Limits: download.Limits{Script: 100}}
 	for range 3 {
-		if _, err := f.Fetch(ctx, srv.URL+"/s.sh", digest(script), 100); err != nil {
+		if _, err := f.Fetch(ctx, srv.URL+"/s.sh", digest(script), download.Script); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -127,7 +128,7 @@ func TestFetchCache(t *testing.T) {
 		t.Fatalf("%d requests, want 1", n)
 	}
 	// A new Fetcher on the same directory does not fetch again either.
-	if _, err := (&Fetcher{CacheDir: dir}).Fetch(ctx, srv.URL+"/s.sh", digest(script), 100); err != nil {
+	if _, err := (&Fetcher{CacheDir: dir}).Fetch(ctx, srv.URL+"/s.sh", digest(script), download.Script); err != nil {
 		t.Fatal(err)
 	}
 	if n := srv.hits.Load(); n != 1 {
@@ -138,7 +139,7 @@ func TestFetchCache(t *testing.T) {
 	for _, e := range ents {
 		os.WriteFile(filepath.Join(dir, e.Name()), []byte("tampered"), 0o644)
 	}
-	a, err := (&Fetcher{CacheDir: dir}).Fetch(ctx, srv.URL+"/s.sh", digest(script), 100)
+	a, err := (&Fetcher{CacheDir: dir}).Fetch(ctx, srv.URL+"/s.sh", digest(script), download.Script)
 	if err != nil || string(a.Data) != string(script) || srv.hits.Load() != 2 {
 		t.Fatalf("after tampering: %v %q hits %d", err, a, srv.hits.Load())
 	}
@@ -173,7 +174,7 @@ func TestRun(t *testing.T) {
 	marker := []byte("#!/bin/sh\ntouch /var/should-not-exist\n")
 	crlf := []byte("#!/bin/sh\r\necho hi\r\n")
 	motd := []byte("welcome\n")
-	huge := bytes.Repeat([]byte("z"), MaxFileBytes+1)
+	huge := bytes.Repeat([]byte("z"), int(download.MaxFileBytes)+1)
 	srv := newFiles(t, map[string][]byte{
 		"/ok.sh": okScript, "/plain.sh": noShebang, "/exit3.sh": exit3, "/marker.sh": marker,
 		"/crlf.sh": crlf, "/files/motd": motd, "/huge.bin": huge,
@@ -457,9 +458,9 @@ func TestWaitReady(t *testing.T) {
 	released := make(chan struct{})
 	go func() {
 		defer close(released)
-		time.Sleep(1500 * time.Millisecond)
+		time.Sleep(3 * time.Second)
 		os.WriteFile(s.path("/run/ci-done"), nil, 0o644)
-		time.Sleep(1500 * time.Millisecond)
+		time.Sleep(3 * time.Second)
 		unlock := syscall.Flock_t{Type: syscall.F_UNLCK}
 		syscall.FcntlFlock(fd, syscall.F_SETLK, &unlock)
 	}()
@@ -475,7 +476,7 @@ func TestWaitReady(t *testing.T) {
 			t.Errorf("log lacks %q", want)
 		}
 	}
-	if d < 2500*time.Millisecond {
+	if d < 5*time.Second {
 		t.Errorf("did not wait: %s", d)
 	}
 
@@ -500,7 +501,7 @@ func TestValidateAndPrefetch(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), `validator 1/1 "nginx-enabled" (Shell) failed with exit code 1`) {
 		t.Fatalf("err %v", err)
 	}
-	if len(steps) != 1 || steps[0].Phase != PhaseValidate || len(events) != 2 || events[1].ExitCode != 1 {
+	if len(steps) != 1 || steps[0].Kind != KindValidator || len(events) != 2 || events[1].ExitCode != 1 {
 		t.Fatalf("steps %+v events %+v", steps, events)
 	}
 
@@ -520,5 +521,47 @@ func TestValidateAndPrefetch(t *testing.T) {
 	}
 	if srv.hits.Load() != 3 {
 		t.Errorf("%d requests, want 3", srv.hits.Load())
+	}
+}
+
+// TestStagedFetcher: a service build reads the files staged at submission
+// and nothing else. The URIs point where nothing listens, so any network
+// fetch would fail with "connection refused" instead of the errors asked for.
+func TestStagedFetcher(t *testing.T) {
+	script := []byte("echo staged\n")
+	dir := t.TempDir()
+	p := filepath.Join(dir, "000-s.sh")
+	must(t, os.WriteFile(p, script, 0o600))
+	staged, missing := closedURL(t), closedURL(t)+"?other"
+	f := NewStagedFetcher(map[string]download.Local{staged: {URI: staged, Path: p, SHA256: digest(script), Size: int64(len(script))}})
+	tests := []struct {
+		name, uri, sum string
+		kind           download.Kind
+		errHas         string
+	}{
+		{name: "staged", uri: staged, sum: digest(script)},
+		{name: "staged, no digest", uri: staged},
+		{name: "not staged", uri: missing, errHas: "was not staged when the template was submitted"},
+		{name: "template digest differs", uri: staged, sum: strings.Repeat("0", 64), errHas: "sha256 mismatch"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := f.Fetch(context.Background(), tc.uri, tc.sum, tc.kind)
+			if tc.errHas == "" {
+				if err != nil || !bytes.Equal(a.Data, script) || a.SHA256 != digest(script) {
+					t.Fatalf("got %+v, %v", a, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+				t.Fatalf("err %v, want it to mention %q", err, tc.errHas)
+			}
+		})
+	}
+	// A staged copy changed on disk after it was verified is refused.
+	must(t, os.WriteFile(p, []byte("echo tampered\n"), 0o600))
+	if _, err := NewStagedFetcher(map[string]download.Local{staged: {URI: staged, Path: p, SHA256: digest(script)}}).
+		Fetch(context.Background(), staged, "", download.Script); err == nil || !strings.Contains(err.Error(), "changed since it was verified") {
+		t.Fatalf("tampered copy: %v", err)
 	}
 }

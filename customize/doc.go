@@ -15,10 +15,12 @@
 //
 // # Downloads
 //
-// scriptUri and sourceUri are fetched on the host by a [Fetcher] (http and
-// https only), capped in size (20 MiB for File, as AIB documents; 64 MiB for
-// scripts), and checked against sha256Checksum before anything is uploaded or
-// run in the guest. A cache directory makes a run fetch each URL+digest once.
+// scriptUri and sourceUri are fetched on the host by a [Fetcher] with package
+// download's limits (http and https only; 20 MiB for File, as AIB documents;
+// 64 MiB for scripts), and checked against sha256Checksum before anything is
+// uploaded or run in the guest. A cache directory makes a run fetch each
+// URL+digest once. A service build reads the files staged at submission
+// ([NewStagedFetcher]) and never fetches from the network.
 //
 // # Reboots
 //

@@ -1,30 +1,16 @@
 package customize
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
-)
 
-// Size caps for downloads.
-const (
-	// MaxFileBytes is the File customizer's limit: AIB documents the File
-	// customizer for files under 20 MB and tells users to fetch larger ones
-	// from a script.
-	MaxFileBytes = 20 << 20
-	// MaxScriptBytes bounds a scriptUri download. AIB documents no limit;
-	// a script larger than this is almost surely a wrong URL.
-	MaxScriptBytes = 64 << 20
+	"github.com/goldsmith-dev/goldsmith/download"
 )
 
 // Artifact is a downloaded, verified script or file.
@@ -34,141 +20,102 @@ type Artifact struct {
 	Data   []byte
 }
 
-// ChecksumError says the downloaded bytes are not the ones the template names.
-type ChecksumError struct {
-	URI, Want, Got string
-}
-
-func (e *ChecksumError) Error() string {
-	return fmt.Sprintf("sha256 mismatch for %s: the template's sha256Checksum is %s but the downloaded bytes have %s", e.URI, e.Want, e.Got)
-}
-
-// TooLargeError says a download is over its size cap.
-type TooLargeError struct {
-	URI   string
-	Limit int64
-	Size  int64 // -1 when only known to exceed Limit
-}
-
-func (e *TooLargeError) Error() string {
-	if e.Size >= 0 {
-		return fmt.Sprintf("download %s: %d bytes is over the %d byte limit", e.URI, e.Size, e.Limit)
-	}
-	return fmt.Sprintf("download %s: more than the %d byte limit", e.URI, e.Limit)
-}
-
-// Fetcher downloads scriptUri and sourceUri artifacts over http(s) and
-// verifies their sha256Checksum. The zero value works (no disk cache; an
-// in-memory cache per Fetcher). Safe for concurrent use.
+// Fetcher gives the runner its scripts and files, verified against their
+// sha256Checksum and capped in size (package download's limits). The zero
+// value downloads over http(s) with an in-memory cache per Fetcher. Safe for
+// concurrent use.
 type Fetcher struct {
 	// Client is the HTTP client; nil means http.DefaultClient. Requests
 	// carry the caller's context, so its deadline bounds them.
 	Client *http.Client
+	// Limits are the size caps; zero fields mean download's defaults.
+	Limits download.Limits
 	// CacheDir, when set, keeps downloads across Fetchers and processes,
 	// keyed by URL and expected digest. Entries with a digest are re-verified
 	// when read. Give a run's staging directory (entries without a digest
 	// are only as fresh as that directory).
 	CacheDir string
 
+	// staged, when non-nil, is the only source: see NewStagedFetcher.
+	staged map[string]download.Local
+
 	mu  sync.Mutex
 	mem map[string]*Artifact
 }
 
-// NormalizeSHA256 returns the lower-case form of a hex sha256 digest, or an
-// error if s is not 64 hex digits. An empty s returns "".
-func NormalizeSHA256(s string) (string, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
-	if s == "" {
-		return "", nil
+// NewStagedFetcher returns a Fetcher that serves only files downloaded and
+// verified earlier (the service stages them when a template is submitted),
+// keyed by URI. A URI that is not staged is an error, never a network fetch;
+// each file is checked again (cap and digest) when read.
+func NewStagedFetcher(files map[string]download.Local) *Fetcher {
+	staged := make(map[string]download.Local, len(files))
+	for uri, f := range files {
+		staged[uri] = f
 	}
-	if len(s) != 64 {
-		return "", fmt.Errorf("sha256Checksum %q is not 64 hex digits", s)
-	}
-	if _, err := hex.DecodeString(s); err != nil {
-		return "", fmt.Errorf("sha256Checksum %q is not hex", s)
-	}
-	return s, nil
+	return &Fetcher{staged: staged}
 }
 
-// Fetch downloads uri (or takes it from the cache), refuses more than limit
-// bytes, and checks it against wantSHA256 (hex, any case) when that is set.
-func (f *Fetcher) Fetch(ctx context.Context, uri, wantSHA256 string, limit int64) (*Artifact, error) {
-	want, err := NormalizeSHA256(wantSHA256)
+// Fetch returns the verified bytes of uri (downloading it, or from the cache
+// or the staged files), refusing more than the cap for kind, and checks them
+// against wantSHA256 (hex, any case) when that is set.
+func (f *Fetcher) Fetch(ctx context.Context, uri, wantSHA256 string, kind download.Kind) (*Artifact, error) {
+	want, err := download.NormalizeSHA256(wantSHA256)
 	if err != nil {
 		return nil, fmt.Errorf("download %s: %w", uri, err)
 	}
-	u, err := url.Parse(uri)
-	if err != nil {
-		return nil, fmt.Errorf("download %s: bad URI: %w", uri, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("download %s: only http and https URIs can be fetched", uri)
-	}
+	limit := f.Limits.Of(kind)
 	key := cacheKey(uri, want)
 
 	f.mu.Lock()
 	defer f.mu.Unlock() // downloads are few; one at a time keeps the cache simple
 	if a, ok := f.mem[key]; ok {
 		if int64(len(a.Data)) > limit {
-			return nil, &TooLargeError{URI: uri, Limit: limit, Size: int64(len(a.Data))}
+			return nil, &download.TooLargeError{URI: uri, Kind: kind, Limit: limit, Size: int64(len(a.Data))}
 		}
+		return a, nil
+	}
+	if f.staged != nil {
+		local, ok := f.staged[uri]
+		if !ok {
+			return nil, fmt.Errorf("download %s: it was not staged when the template was submitted, and a service build does not fetch from the network", uri)
+		}
+		data, err := download.ReadLocal(local, want, kind, f.Limits)
+		if err != nil {
+			return nil, err
+		}
+		a := &Artifact{URI: uri, SHA256: sha256Hex(data), Data: data}
+		f.remember(key, a)
 		return a, nil
 	}
 	if a := f.readCache(key, uri, want); a != nil {
 		if int64(len(a.Data)) > limit {
-			return nil, &TooLargeError{URI: uri, Limit: limit, Size: int64(len(a.Data))}
+			return nil, &download.TooLargeError{URI: uri, Kind: kind, Limit: limit, Size: int64(len(a.Data))}
 		}
 		f.remember(key, a)
 		return a, nil
 	}
-	data, err := f.get(ctx, uri, limit)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(data)
-	got := hex.EncodeToString(sum[:])
-	if want != "" && got != want {
-		return nil, &ChecksumError{URI: uri, Want: want, Got: got}
-	}
-	a := &Artifact{URI: uri, SHA256: got, Data: data}
-	f.remember(key, a)
-	f.writeCache(key, data)
-	return a, nil
-}
-
-func (f *Fetcher) get(ctx context.Context, uri string, limit int64) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
-	if err != nil {
-		return nil, fmt.Errorf("download %s: %w", uri, err)
-	}
-	c := f.Client
-	if c == nil {
-		c = http.DefaultClient
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // url.Error repeats the URI
+	d := &download.Downloader{Client: f.Client, Limits: f.Limits}
+	var a *Artifact
+	if f.CacheDir != "" && os.MkdirAll(f.CacheDir, 0o755) == nil {
+		// Straight into the cache: written atomically, verified on the way.
+		local, err := d.ToFile(ctx, uri, want, kind, filepath.Join(f.CacheDir, key))
+		if err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("download %s: %w", uri, err)
+		data, err := os.ReadFile(local.Path)
+		if err != nil {
+			return nil, fmt.Errorf("download %s: %w", uri, err)
+		}
+		a = &Artifact{URI: uri, SHA256: local.SHA256, Data: data}
+	} else {
+		data, sum, err := d.Bytes(ctx, uri, want, kind)
+		if err != nil {
+			return nil, err
+		}
+		a = &Artifact{URI: uri, SHA256: sum, Data: data}
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("download %s: HTTP %s", uri, resp.Status)
-	}
-	if resp.ContentLength > limit {
-		return nil, &TooLargeError{URI: uri, Limit: limit, Size: resp.ContentLength}
-	}
-	var buf bytes.Buffer
-	n, err := io.Copy(&buf, io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("download %s: %w", uri, err)
-	}
-	if n > limit {
-		return nil, &TooLargeError{URI: uri, Limit: limit, Size: -1}
-	}
-	return buf.Bytes(), nil
+	f.remember(key, a)
+	return a, nil
 }
 
 func cacheKey(uri, want string) string {
@@ -191,30 +138,9 @@ func (f *Fetcher) readCache(key, uri, want string) *Artifact {
 	if err != nil {
 		return nil
 	}
-	sum := sha256.Sum256(data)
-	got := hex.EncodeToString(sum[:])
+	got := sha256Hex(data)
 	if want != "" && got != want {
 		return nil // damaged entry: fetch again
 	}
 	return &Artifact{URI: uri, SHA256: got, Data: data}
-}
-
-// writeCache stores data atomically; a cache that cannot be written is not
-// an error (the download already succeeded).
-func (f *Fetcher) writeCache(key string, data []byte) {
-	if f.CacheDir == "" {
-		return
-	}
-	if err := os.MkdirAll(f.CacheDir, 0o755); err != nil {
-		return
-	}
-	tmp, err := os.CreateTemp(f.CacheDir, ".part-*")
-	if err != nil {
-		return
-	}
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if werr != nil || cerr != nil || os.Rename(tmp.Name(), filepath.Join(f.CacheDir, key)) != nil {
-		os.Remove(tmp.Name())
-	}
 }

@@ -9,13 +9,15 @@ import (
 	"github.com/goldsmith-dev/goldsmith/template"
 )
 
-// Phase says which part of the template a step comes from.
-type Phase string
+// Kind says which part of the template a step comes from, in the words
+// messages use ("customizer 3/5 ..."). It is not a phase of the run: those
+// are build.Phase.
+type Kind string
 
 const (
-	PhaseCustomize  Phase = "customizer"
-	PhaseValidate   Phase = "validator"
-	PhaseGeneralize Phase = "generalize"
+	KindCustomizer Kind = "customizer"
+	KindValidator  Kind = "validator"
+	KindGeneralize Kind = "generalize"
 )
 
 // StepError is the failure of one customizer or in-VM validator. Its message
@@ -23,7 +25,7 @@ const (
 //
 //	customizer 3/5 "install-web" (Shell) failed with exit code 100: last output: E: Unable to locate package nginxx
 type StepError struct {
-	Phase    Phase
+	Kind     Kind
 	Index    int // 1-based
 	Total    int
 	Name     string
@@ -39,10 +41,10 @@ const messageLines = 5
 
 func (e *StepError) Error() string {
 	var b strings.Builder
-	if e.Phase == PhaseGeneralize {
+	if e.Kind == KindGeneralize {
 		fmt.Fprintf(&b, "generalize (%s)", e.Name)
 	} else {
-		fmt.Fprintf(&b, "%s %d/%d %q (%s)", e.Phase, e.Index, e.Total, e.Name, e.Type)
+		fmt.Fprintf(&b, "%s %d/%d %q (%s)", e.Kind, e.Index, e.Total, e.Name, e.Type)
 	}
 	switch {
 	case e.Err != nil && (errors.Is(e.Err, context.Canceled) || errors.Is(e.Err, context.DeadlineExceeded)):

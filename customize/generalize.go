@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/goldsmith-dev/goldsmith/internal/shellquote"
 )
 
 // DeprovisioningScriptPath is AIB's override for Linux: when a customizer
@@ -61,7 +63,7 @@ func Generalize(ctx context.Context, g Guest, buildUser string, opts Options) (*
 	out := newStepOutput(r.log, "generalize")
 	fail := func(code int, err error) (*GeneralizeResult, error) {
 		res.End = time.Now()
-		se := &StepError{Phase: PhaseGeneralize, Index: 1, Total: 1, Name: string(res.Method), ExitCode: code, Tail: out.lastLines(), Err: err}
+		se := &StepError{Kind: KindGeneralize, Index: 1, Total: 1, Name: string(res.Method), ExitCode: code, Tail: out.lastLines(), Err: err}
 		out.note(se.Error())
 		return res, se
 	}
@@ -112,7 +114,7 @@ func Generalize(ctx context.Context, g Guest, buildUser string, opts Options) (*
 		if len(fields) > 2 {
 			path = fields[2]
 		}
-		command = "sudo -n " + shellQuote(path) + " -force -deprovision+user && export HISTSIZE=0 && sync"
+		command = "sudo -n " + shellquote.Quote(path) + " -force -deprovision+user && export HISTSIZE=0 && sync"
 		out.note("running AIB's default deprovisioning command: " + command)
 	default:
 		res.Method = GeneralizeBuiltin
@@ -144,7 +146,7 @@ func Generalize(ctx context.Context, g Guest, buildUser string, opts Options) (*
 	path := r.uniquePath(0, "-generalize.sh")
 	err = g.Upload(ctx, strings.NewReader(generalizeScript), path, 0o755)
 	if err == nil {
-		code, err = r.runGeneralize(ctx, "sudo -n /bin/sh "+shellQuote(path)+" "+mode+" "+shellQuote(buildUser), out)
+		code, err = r.runGeneralize(ctx, "sudo -n /bin/sh "+shellquote.Quote(path)+" "+mode+" "+shellquote.Quote(buildUser), out)
 		if err == nil && code != 0 {
 			err = fmt.Errorf("exit code %d", code)
 		}

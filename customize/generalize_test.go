@@ -119,7 +119,7 @@ func TestGeneralize(t *testing.T) {
 				if got := s.read("/var/waagent-args"); got != "waagent -force -deprovision+user\n" {
 					t.Errorf("waagent ran with %q", got)
 				}
-				if !strings.Contains(log, "running AIB's default deprovisioning command: sudo -n '/usr/local/bin/waagent' -force -deprovision+user && export HISTSIZE=0 && sync") ||
+				if !strings.Contains(log, "running AIB's default deprovisioning command: sudo -n /usr/local/bin/waagent -force -deprovision+user && export HISTSIZE=0 && sync") ||
 					!strings.Contains(log, "[generalize] WARNING! The waagent service") {
 					t.Error("log does not show waagent")
 				}

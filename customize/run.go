@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/download"
+	"github.com/goldsmith-dev/goldsmith/internal/shellquote"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
 
@@ -74,7 +76,7 @@ func (o *Options) tempDir() string {
 // Step is the record of one customizer or validator: what the CLI shows as
 // progress and what the run's manifest keeps.
 type Step struct {
-	Phase Phase
+	Kind  Kind
 	Index int // 1-based
 	Total int
 	Name  string // the template's name, or "<Type>-<Index>" when it has none
@@ -111,13 +113,13 @@ func (s Step) Duration() time.Duration {
 // every script and file, and refuses customizer types it cannot run, so a bad
 // checksum in the last customizer costs no build time.
 func Run(ctx context.Context, g Guest, cs []template.Customizer, opts Options) ([]Step, error) {
-	return newRunner(g, opts).run(ctx, PhaseCustomize, cs)
+	return newRunner(g, opts).run(ctx, KindCustomizer, cs)
 }
 
 // Validate runs in-VM validations (template.Validate.InVMValidations) the
 // same way as Run runs customizers; steps and errors say "validator".
 func Validate(ctx context.Context, g Guest, vs []template.Customizer, opts Options) ([]Step, error) {
-	return newRunner(g, opts).run(ctx, PhaseValidate, vs)
+	return newRunner(g, opts).run(ctx, KindValidator, vs)
 }
 
 // Digest returns the sha256 of the script or file a customizer names,
@@ -169,10 +171,10 @@ func fetchFor(ctx context.Context, f *Fetcher, c template.Customizer) (*Artifact
 	switch c.Type {
 	case template.CustomizeShell, template.CustomizePowerShell:
 		if c.ScriptURI != "" {
-			return f.Fetch(ctx, c.ScriptURI, c.SHA256Checksum, MaxScriptBytes)
+			return f.Fetch(ctx, c.ScriptURI, c.SHA256Checksum, download.Script)
 		}
 	case template.CustomizeFile:
-		return f.Fetch(ctx, c.SourceURI, c.SHA256Checksum, MaxFileBytes)
+		return f.Fetch(ctx, c.SourceURI, c.SHA256Checksum, download.File)
 	}
 	return nil, nil
 }
@@ -184,7 +186,7 @@ type prepared struct {
 	artifact *Artifact // script or file; nil for inline steps
 }
 
-func (r *runner) run(ctx context.Context, phase Phase, cs []template.Customizer) ([]Step, error) {
+func (r *runner) run(ctx context.Context, kind Kind, cs []template.Customizer) ([]Step, error) {
 	n := len(cs)
 	if n == 0 {
 		return nil, nil
@@ -192,7 +194,7 @@ func (r *runner) run(ctx context.Context, phase Phase, cs []template.Customizer)
 	// Preflight: everything that can fail without the guest fails first.
 	preps := make([]prepared, n)
 	for i, c := range cs {
-		p := prepared{c: c, step: Step{Phase: phase, Index: i + 1, Total: n, Name: stepName(c, i+1), Type: c.Type, ExitCode: -1}}
+		p := prepared{c: c, step: Step{Kind: kind, Index: i + 1, Total: n, Name: stepName(c, i+1), Type: c.Type, ExitCode: -1}}
 		var err error
 		switch c.Type {
 		case template.CustomizeShell, template.CustomizePowerShell:
@@ -223,7 +225,7 @@ func (r *runner) run(ctx context.Context, phase Phase, cs []template.Customizer)
 			s.Start = time.Now()
 			s.End = s.Start
 			s.Done = true
-			s.Err = &StepError{Phase: phase, Index: i + 1, Total: n, Name: s.Name, Type: c.Type, ExitCode: -1, Err: err}
+			s.Err = &StepError{Kind: kind, Index: i + 1, Total: n, Name: s.Name, Type: c.Type, ExitCode: -1, Err: err}
 			r.log.line("["+s.Name+"] ", "not started: "+err.Error())
 			r.progress(s)
 			return []Step{s}, s.Err
@@ -281,11 +283,11 @@ func (r *runner) runStep(ctx context.Context, p prepared) Step {
 	} else if p.c.Type == template.CustomizeFile {
 		what += " " + p.c.SourceURI
 	}
-	out.note(fmt.Sprintf("%s %d/%d: %s", s.Phase, s.Index, s.Total, what))
+	out.note(fmt.Sprintf("%s %d/%d: %s", s.Kind, s.Index, s.Total, what))
 
 	fail := func(code int, err error) Step {
 		s.End, s.Done, s.ExitCode = time.Now(), true, code
-		se := &StepError{Phase: s.Phase, Index: s.Index, Total: s.Total, Name: s.Name, Type: s.Type, ExitCode: code, Tail: out.lastLines(), Err: err}
+		se := &StepError{Kind: s.Kind, Index: s.Index, Total: s.Total, Name: s.Name, Type: s.Type, ExitCode: code, Tail: out.lastLines(), Err: err}
 		if p.artifact != nil && s.Type != template.CustomizeFile && strings.Contains(string(p.artifact.Data), "\r\n") {
 			se.Hint = "the script has Windows (CRLF) line endings, which sh and bash do not accept; save it with LF endings"
 		}
@@ -398,7 +400,7 @@ func (r *runner) exec(ctx context.Context, p prepared, s *Step, out *stepOutput)
 	case template.CustomizeFile:
 		dest := c.Destination
 		if strings.HasSuffix(dest, "/") {
-			dest += baseName(c.SourceURI)
+			dest += download.BaseName(c.SourceURI)
 		}
 		if err := r.g.Upload(ctx, strings.NewReader(string(p.artifact.Data)), dest, 0o644); err != nil {
 			return -1, fmt.Errorf("upload to %s: %w", dest, err)
@@ -413,11 +415,11 @@ func (r *runner) exec(ctx context.Context, p prepared, s *Step, out *stepOutput)
 		if err := r.g.Upload(ctx, strings.NewReader(string(script)), path, 0o755); err != nil {
 			return -1, fmt.Errorf("upload script to %s: %w", path, err)
 		}
-		run := shellQuote(path)
+		run := shellquote.Quote(path)
 		if !strings.HasPrefix(string(script), "#!") {
 			run = "/bin/sh " + run // no shebang: /bin/sh, not the login shell
 		}
-		return r.runWrapped(ctx, "chmod +x "+shellQuote(path)+" && "+run, path, out)
+		return r.runWrapped(ctx, "chmod +x "+shellquote.Quote(path)+" && "+run, path, out)
 
 	case template.CustomizePowerShell:
 		code, err := r.g.Run(ctx, "command -v pwsh", io.Discard, io.Discard)
@@ -433,7 +435,7 @@ func (r *runner) exec(ctx context.Context, p prepared, s *Step, out *stepOutput)
 		if err := r.g.Upload(ctx, strings.NewReader(string(script)), path, 0o644); err != nil {
 			return -1, fmt.Errorf("upload script to %s: %w", path, err)
 		}
-		run := "pwsh -NoProfile -NonInteractive -File " + shellQuote(path)
+		run := "pwsh -NoProfile -NonInteractive -File " + shellquote.Quote(path)
 		if c.RunElevated || c.RunAsSystem {
 			run = "sudo -n " + run
 		}
@@ -460,7 +462,7 @@ func (r *runner) scriptFor(p prepared) ([]byte, string) {
 // for a shutdown under way, then removes the uploaded script.
 func (r *runner) runWrapped(ctx context.Context, command, cleanup string, out *stepOutput) (int, error) {
 	wrapped := "printf '%s\\n' " + markerStarted + "; " +
-		command + "; rc=$?; rm -f " + shellQuote(cleanup) + "; " +
+		command + "; rc=$?; rm -f " + shellquote.Quote(cleanup) + "; " +
 		shutdownProbe + "exit $rc"
 	stdout, stderr := out.stream(), out.stream()
 	code, err := r.g.Run(ctx, wrapped, stdout, stderr)
@@ -491,24 +493,4 @@ func (r *runner) uniquePath(index int, ext string) string {
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-func baseName(uri string) string {
-	u := uri
-	if i := strings.IndexAny(u, "?#"); i >= 0 {
-		u = u[:i]
-	}
-	u = strings.TrimRight(u, "/")
-	if i := strings.LastIndexByte(u, '/'); i >= 0 {
-		u = u[i+1:]
-	}
-	if u == "" {
-		u = "download"
-	}
-	return u
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/goldsmith-dev/goldsmith/internal/shellquote"
 )
 
 // readyScript waits (until $1 seconds have passed) for cloud-init to finish
@@ -79,7 +81,7 @@ func (r *runner) waitReady(ctx context.Context) error {
 	// A grace of 30 s over the script's own limit covers a slow guest.
 	wctx, cancel := context.WithTimeout(ctx, limit+30*time.Second)
 	defer cancel()
-	cmd := fmt.Sprintf("sh -c %s wait-ready %d", shellQuote(readyScript), secs)
+	cmd := fmt.Sprintf("sh -c %s wait-ready %d", shellquote.Quote(readyScript), secs)
 	var code int
 	for attempt := 0; ; attempt++ {
 		var err error

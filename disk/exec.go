@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/goldsmith-dev/goldsmith/internal/shellquote"
 )
 
 // Cmd describes one run of an external program.
@@ -31,17 +33,7 @@ type Cmd struct {
 }
 
 // String renders the command line for logs and errors.
-func (c Cmd) String() string {
-	parts := make([]string, 0, len(c.Args)+1)
-	parts = append(parts, c.Name)
-	for _, a := range c.Args {
-		if a == "" || strings.ContainsAny(a, " \t\n'\"$\\*?;&|<>()") {
-			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		parts = append(parts, a)
-	}
-	return strings.Join(parts, " ")
-}
+func (c Cmd) String() string { return shellquote.Join(append([]string{c.Name}, c.Args...)) }
 
 // Runner runs external programs. Every tool wrapper in this package and in
 // the catalog takes one, so tests can substitute a fake.

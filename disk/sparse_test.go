@@ -96,6 +96,7 @@ func TestDetectFormat(t *testing.T) {
 		{"dynamic vhd", append(db, make([]byte, 4096)...), FormatVHD, false},
 		{"raw", bytes.Repeat([]byte{0x33}, 4096), FormatRaw, false},
 		{"empty", nil, FormatRaw, false},
+		{"shorter than a magic", []byte("QF"), FormatRaw, false},
 		{"damaged footer", append(make([]byte, MiB), broken...), "", true},
 	}
 	for _, tc := range tests {

@@ -3,7 +3,6 @@ package distribute
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -64,7 +63,7 @@ func VersionName(r VersionRequest) (string, error) {
 	}
 	switch r.Scheme() {
 	case "":
-		if _, ok := ParseVersion(r.Explicit); !ok {
+		if _, ok := template.ParseGalleryVersion(r.Explicit); !ok {
 			return "", fmt.Errorf("the gallery image version %q must be MAJOR.MINOR.PATCH with 32-bit integers", r.Explicit)
 		}
 		if taken(r.Explicit) {
@@ -72,7 +71,7 @@ func VersionName(r VersionRequest) (string, error) {
 		}
 		return r.Explicit, nil
 	case SchemeSource:
-		if _, ok := ParseVersion(r.SourceVersion); !ok {
+		if _, ok := template.ParseGalleryVersion(r.SourceVersion); !ok {
 			return "", fmt.Errorf("versioning scheme Source needs a source image with a MAJOR.MINOR.PATCH version, not %q", r.SourceVersion)
 		}
 		if taken(r.SourceVersion) {
@@ -86,7 +85,7 @@ func VersionName(r VersionRequest) (string, error) {
 		}
 		best, found := [3]int64{}, false
 		for _, e := range r.Existing {
-			p, ok := ParseVersion(e)
+			p, ok := template.ParseGalleryVersion(e)
 			if !ok || (major >= 0 && p[0] != major) {
 				continue
 			}
@@ -116,27 +115,10 @@ func VersionName(r VersionRequest) (string, error) {
 	}
 }
 
-// ParseVersion parses MAJOR.MINOR.PATCH (non-negative 32-bit integers).
-func ParseVersion(s string) ([3]int64, bool) {
-	var out [3]int64
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 {
-		return out, false
-	}
-	for i, p := range parts {
-		n, err := strconv.ParseInt(p, 10, 32)
-		if err != nil || n < 0 {
-			return out, false
-		}
-		out[i] = n
-	}
-	return out, true
-}
-
 // CompareVersions orders two versions numerically (unparsable ones first).
 func CompareVersions(a, b string) int {
-	pa, oka := ParseVersion(a)
-	pb, okb := ParseVersion(b)
+	pa, oka := template.ParseGalleryVersion(a)
+	pb, okb := template.ParseGalleryVersion(b)
 	switch {
 	case !oka && !okb:
 		return strings.Compare(a, b)

@@ -217,9 +217,12 @@ func (h *Handle) Release() {
 }
 
 // Remove deletes a layer this build committed and still holds (a run that
-// was canceled or timed out keeps no layer).
+// was canceled or timed out keeps no layer), unless another build uses it
+// already.
 func (h *Handle) Remove() {
-	os.RemoveAll(filepath.Join(h.c.dir, h.Meta.Key))
+	if len(h.locks) > 0 && syscall.Flock(int(h.locks[0].Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		os.RemoveAll(filepath.Join(h.c.dir, h.Meta.Key))
+	}
 	h.Release()
 }
 

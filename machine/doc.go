@@ -27,9 +27,8 @@
 // ran gets Started=false. A guest power-off (guest-shutdown) stops the VM
 // (ErrPoweredOff); any other QEMU exit fails it (Status.Err).
 //
-// VM sizes. LookupSize maps Azure size names to vCPUs and memory from a
-// table of common sizes; other well-formed Azure names are derived from the
-// name and marked Approximate (see LookupSize); SizeFor caps to the host.
+// VM sizes. SizeFor maps an Azure size name to vCPUs and memory (package
+// vmsize) and caps them to the host.
 //
 // External programs (qemu-system-x86_64) are started through a Runner.
 package machine

@@ -77,15 +77,10 @@ func ProbeAccel(ctx context.Context, pc ProbeConfig) (ProbeResult, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	version, err := qemuVersion(ctx, pc.Runner, pc.QEMU)
+	key, err := hostKey(ctx, pc.Runner, pc.QEMU)
 	if err != nil {
 		return ProbeResult{}, err
 	}
-	var uts syscall.Utsname
-	if err := syscall.Uname(&uts); err != nil {
-		return ProbeResult{}, fmt.Errorf("uname: %w", err)
-	}
-	key := version + " / " + utsString(uts.Release[:])
 	sum := sha256.Sum256([]byte(key))
 	var cacheFile string
 	if pc.CacheDir != "" {
@@ -175,6 +170,24 @@ func BootProbe(ctx context.Context, r Runner, qemu string, accel Accel, kernel s
 	_ = proc.Signal(syscall.SIGKILL)
 	<-exited
 	return ok, reason, nil
+}
+
+// HostKey names this host's QEMU and kernel: what a saved VM state and the
+// accelerator probe's answer are valid for.
+func HostKey(ctx context.Context) (string, error) {
+	return hostKey(ctx, HostRunner{}, DefaultQEMU)
+}
+
+func hostKey(ctx context.Context, r Runner, qemu string) (string, error) {
+	version, err := qemuVersion(ctx, r, qemu)
+	if err != nil {
+		return "", err
+	}
+	var uts syscall.Utsname
+	if err := syscall.Uname(&uts); err != nil {
+		return "", fmt.Errorf("uname: %w", err)
+	}
+	return version + " / " + utsString(uts.Release[:]), nil
 }
 
 func qemuVersion(ctx context.Context, r Runner, qemu string) (string, error) {

@@ -2,7 +2,6 @@ package machine
 
 import (
 	"fmt"
-	"os"
 	"strings"
 )
 
@@ -76,35 +75,3 @@ func (q qemuInvocation) args() []string {
 
 // qemuOpt escapes a value inside a QEMU option string (a comma is doubled).
 func qemuOpt(s string) string { return strings.ReplaceAll(s, ",", ",,") }
-
-// detectDiskFormat reports qcow2 for a file with the qcow2 magic, else raw.
-func detectDiskFormat(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("opening disk: %w", err)
-	}
-	defer f.Close()
-	magic := make([]byte, 4)
-	if n, _ := f.Read(magic); n == 4 && string(magic) == "QFI\xfb" {
-		return "qcow2", nil
-	}
-	return "raw", nil
-}
-
-// shellJoin quotes words for a POSIX shell (and for readable logs).
-func shellJoin(words []string) string {
-	q := make([]string, len(words))
-	for i, w := range words {
-		q[i] = shellQuote(w)
-	}
-	return strings.Join(q, " ")
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}

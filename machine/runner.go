@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"runtime"
 	"syscall"
+
+	"github.com/goldsmith-dev/goldsmith/internal/shellquote"
 )
 
 // Command is one external program to start.
@@ -18,7 +20,7 @@ type Command struct {
 }
 
 // String renders the command line for logs.
-func (c Command) String() string { return shellJoin(append([]string{c.Path}, c.Args...)) }
+func (c Command) String() string { return shellquote.Join(append([]string{c.Path}, c.Args...)) }
 
 // Process is a started external program.
 type Process interface {

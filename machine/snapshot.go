@@ -8,11 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/goldsmith-dev/goldsmith/internal/shellquote"
 )
 
 // Identity is what reaches a guest's SSH: the build user, its private key,
@@ -112,7 +115,7 @@ func (v *VM) Checkpoint(ctx context.Context, c Checkpoint) (Saved, error) {
 
 	saved := Saved{Disk: disk, Kernel: boot.Kernel, Initrd: boot.Initrd, Cmdline: boot.Cmdline, Identity: v.Identity()}
 	if c.StateFile != "" {
-		if err := saveState(ctx, q, c.StateFile); err != nil {
+		if err := saveState(ctx, v.log, q, c.StateFile); err != nil {
 			return Saved{}, fmt.Errorf("machine: checkpoint: %w", err)
 		}
 		saved.StateFile = c.StateFile
@@ -127,20 +130,18 @@ func (v *VM) Checkpoint(ctx context.Context, c Checkpoint) (Saved, error) {
 
 // saveState migrates the paused guest into a file. The file appears only
 // when it is complete.
-func saveState(ctx context.Context, q *qmpConn, path string) error {
+func saveState(ctx context.Context, log *slog.Logger, q *qmpConn, path string) error {
 	tmp := path + ".partial"
 	defer os.Remove(tmp)
-	// QEMU's default bandwidth cap (tens of MiB/s) is meant for networks.
-	if _, err := q.execute(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(64) << 30}); err != nil {
+	if _, err := q.execute(ctx, "migrate", map[string]any{"uri": "exec:cat > " + shellquote.Quote(tmp)}); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
-	if _, err := q.execute(ctx, "migrate", map[string]any{"uri": "exec:cat > " + shellQuote(tmp)}); err != nil {
-		return fmt.Errorf("save state: %w", err)
-	}
-	if err := waitMigration(ctx, q); err != nil {
+	stats, err := waitMigration(ctx, q)
+	if err != nil {
 		_, _ = q.execute(context.WithoutCancel(ctx), "migrate_cancel", nil)
 		return fmt.Errorf("save state: %w", err)
 	}
+	log.Debug("state saved", "stats", string(stats))
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
@@ -148,30 +149,30 @@ func saveState(ctx context.Context, q *qmpConn, path string) error {
 }
 
 // waitMigration polls a migration (outgoing or incoming) until it ends.
-func waitMigration(ctx context.Context, q *qmpConn) error {
+func waitMigration(ctx context.Context, q *qmpConn) (json.RawMessage, error) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
 		raw, err := q.execute(ctx, "query-migrate", nil)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var m struct {
 			Status    string `json:"status"`
 			ErrorDesc string `json:"error-desc"`
 		}
 		if err := json.Unmarshal(raw, &m); err != nil {
-			return fmt.Errorf("query-migrate: %w", err)
+			return nil, fmt.Errorf("query-migrate: %w", err)
 		}
 		switch m.Status {
 		case "completed":
-			return nil
+			return raw, nil
 		case "failed", "cancelled":
-			return fmt.Errorf("migration %s: %s", m.Status, m.ErrorDesc)
+			return nil, fmt.Errorf("migration %s: %s", m.Status, m.ErrorDesc)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-t.C:
 		}
 	}
@@ -180,7 +181,7 @@ func waitMigration(ctx context.Context, q *qmpConn) error {
 // loadState feeds a saved state into a QEMU started with -incoming defer and
 // -S, and starts the guest.
 func loadState(ctx context.Context, q *qmpConn, path string) error {
-	if _, err := q.execute(ctx, "migrate-incoming", map[string]any{"uri": "exec:cat " + shellQuote(path)}); err != nil {
+	if _, err := q.execute(ctx, "migrate-incoming", map[string]any{"uri": "exec:cat " + shellquote.Quote(path)}); err != nil {
 		return fmt.Errorf("load state: %w", err)
 	}
 	t := time.NewTicker(20 * time.Millisecond)
@@ -281,3 +282,10 @@ sudo -n mv -f /etc/ssh/ssh_host_ed25519_key.new /etc/ssh/ssh_host_ed25519_key
 sudo -n sh -c 'ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key >/etc/ssh/ssh_host_ed25519_key.pub'
 sudo -n systemctl reload ssh 2>/dev/null || sudo -n systemctl reload sshd 2>/dev/null || sudo -n pkill -HUP -x sshd
 `
+
+// Disk is the disk the VM writes to now (it changes at every checkpoint).
+func (v *VM) Disk() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.cfg.Disk
+}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/goldsmith-dev/goldsmith/internal/shellquote"
 )
 
 var (
@@ -85,6 +87,8 @@ type Comm struct {
 	clientBoot int
 	bootID     string
 	closed     bool
+	// bannerMisses counts attempts whose server never spoke.
+	bannerMisses int
 }
 
 func newComm(cfg commConfig) *Comm { return &Comm{cfg: cfg} }
@@ -145,6 +149,7 @@ func (c *Comm) WaitForSSH(ctx context.Context) error {
 				c.mu.Lock()
 				old := c.client
 				c.client, c.clientBoot, c.bootID = client, st.Boot, id
+				c.bannerMisses = 0
 				c.mu.Unlock()
 				if old != nil {
 					old.Close()
@@ -186,8 +191,16 @@ func (c *Comm) dial(ctx context.Context) (*ssh.Client, string, error) {
 	}
 	dl, _ := actx.Deadline()
 	_ = conn.SetDeadline(dl)
+	// QEMU's user networking accepts the connection before the guest
+	// listens, and then the attempt hangs: a guest whose sshd is up sends
+	// its banner at once, so wait for that only briefly.
+	c.mu.Lock()
+	wait := bannerTimeout + time.Duration(c.bannerMisses)*time.Second
+	c.mu.Unlock()
+	_ = conn.SetReadDeadline(time.Now().Add(min(wait, attemptTimeout)))
+	bc := &bannerConn{Conn: conn, deadline: dl}
 	stop := context.AfterFunc(actx, func() { conn.Close() })
-	cc, chans, reqs, err := ssh.NewClientConn(conn, addr, &ssh.ClientConfig{
+	cc, chans, reqs, err := ssh.NewClientConn(bc, addr, &ssh.ClientConfig{
 		User:              c.cfg.User,
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(c.cfg.Signer)},
 		HostKeyCallback:   ssh.FixedHostKey(c.cfg.HostKey),
@@ -197,6 +210,11 @@ func (c *Comm) dial(ctx context.Context) (*ssh.Client, string, error) {
 	if err != nil {
 		stop()
 		conn.Close()
+		c.mu.Lock()
+		if !bc.spoke {
+			c.bannerMisses++
+		}
+		c.mu.Unlock()
 		return nil, "", fmt.Errorf("SSH handshake: %w", err)
 	}
 	client := ssh.NewClient(cc, chans, reqs)
@@ -211,6 +229,27 @@ func (c *Comm) dial(ctx context.Context) (*ssh.Client, string, error) {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return client, strings.TrimSpace(id), nil
+}
+
+// bannerTimeout bounds the wait for the SSH server's first bytes; it grows
+// by a second with every attempt that got none (a guest under heavy load
+// can take longer to start sshd's session process).
+const bannerTimeout = 2 * time.Second
+
+// bannerConn lifts the short read deadline once the server has spoken.
+type bannerConn struct {
+	net.Conn
+	deadline time.Time
+	spoke    bool
+}
+
+func (c *bannerConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.spoke {
+		c.spoke = true
+		_ = c.Conn.SetReadDeadline(c.deadline)
+	}
+	return n, err
 }
 
 // output runs a command and returns its stdout (no deadline of its own).
@@ -531,9 +570,9 @@ func (p *pgidWriter) pgid() int {
 // Upload writes r to remotePath in the guest with the given mode, as the
 // build user (write to a temporary name, then rename).
 func (c *Comm) Upload(ctx context.Context, r io.Reader, remotePath string, mode fs.FileMode) error {
-	tmp := shellQuote(remotePath + ".goldsmith-upload")
+	tmp := shellquote.Quote(remotePath + ".goldsmith-upload")
 	cmd := fmt.Sprintf("umask 077 && cat > %s && chmod %o %s && mv -f %s %s",
-		tmp, mode.Perm(), tmp, tmp, shellQuote(remotePath))
+		tmp, mode.Perm(), tmp, tmp, shellquote.Quote(remotePath))
 	var stderr bytes.Buffer
 	code, err := c.run(ctx, cmd, r, nil, &stderr)
 	if err != nil {
@@ -548,7 +587,7 @@ func (c *Comm) Upload(ctx context.Context, r io.Reader, remotePath string, mode 
 // Download copies remotePath from the guest into w.
 func (c *Comm) Download(ctx context.Context, remotePath string, w io.Writer) error {
 	var stderr bytes.Buffer
-	code, err := c.run(ctx, "cat -- "+shellQuote(remotePath), nil, w, &stderr)
+	code, err := c.run(ctx, "cat -- "+shellquote.Quote(remotePath), nil, w, &stderr)
 	if err != nil {
 		return fmt.Errorf("download of %s: %w", remotePath, err)
 	}

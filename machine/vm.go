@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +20,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/machine/guestagent"
 )
 
@@ -210,7 +210,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		return nil, fmt.Errorf("machine: disk: %w", err)
 	}
 	if cfg.DiskFormat == "" {
-		f, err := detectDiskFormat(cfg.Disk)
+		f, err := disk.DetectFormat(cfg.Disk)
 		if err != nil {
 			return nil, fmt.Errorf("machine: %w", err)
 		}
@@ -423,7 +423,7 @@ func (v *VM) startInstance(ctx context.Context, inv qemuInvocation) (*instance, 
 	}
 	inst.proc = proc
 	if v.cfg.PIDFile != "" {
-		if err := os.WriteFile(v.cfg.PIDFile, []byte(strconv.Itoa(proc.Pid())+"\n"), 0o644); err != nil {
+		if err := WritePIDFile(v.cfg.PIDFile, proc.Pid()); err != nil {
 			v.log.Warn("write pid file", "path", v.cfg.PIDFile, "err", err)
 		}
 	}
@@ -455,6 +455,12 @@ func (v *VM) startInstance(ctx context.Context, inv qemuInvocation) (*instance, 
 		return nil, fmt.Errorf("starting qemu: %w: %s", err, msg)
 	}
 	inst.qmp = q
+	// QEMU's default migration bandwidth cap is meant for networks; a
+	// checkpoint writes to a local file. Set it at start: set just before
+	// a migration, it does not apply to that migration's first pass.
+	if _, err := q.execute(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(64) << 30}); err != nil {
+		v.log.Warn("migration bandwidth", "err", err)
+	}
 	return inst, nil
 }
 

@@ -29,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/distribute"
 	"github.com/goldsmith-dev/goldsmith/queue"
@@ -44,17 +45,21 @@ const BlobScheme = "goldsmith-blob:"
 // target is one distribute target on its way to publication.
 type target struct {
 	dist template.Distributor
-	out  Output
-	src  *distribute.Source
-	err  error
+	out  build.Output
+	// the image's, from the build's result
+	osType, hyperVGeneration string
+	src                      *distribute.Source
+	err                      error
 	// results
 	artifactID, artifactURI string
 	kept                    bool // succeeded in an earlier attempt
 }
 
-// distribute publishes a finished build's outputs and ends the run. With
-// retry, only the targets whose runOutput has not succeeded are published.
-func (s *Service) distribute(ctx context.Context, job queue.Job, runID string, outputs []Output, log io.Writer, retry bool) error {
+// distribute publishes a finished build's outputs and ends the run; the
+// targets whose output is in unusable (by lower-case runOutputName) fail
+// with its error. With retry, only the targets whose runOutput has not
+// succeeded are published.
+func (s *Service) distribute(ctx context.Context, job queue.Job, runID string, res RunResult, unusable map[string]error, log io.Writer, retry bool) error {
 	var t ImageTemplate
 	var r Run
 	prev := map[string]Resource{}
@@ -77,15 +82,15 @@ func (s *Service) distribute(ctx context.Context, job queue.Job, runID string, o
 	if err != nil {
 		return err
 	}
-	byName := map[string]Output{}
-	for _, o := range outputs {
+	byName := map[string]build.Output{}
+	for _, o := range res.Outputs {
 		byName[strings.ToLower(o.RunOutputName)] = o
 	}
 	sources := map[string]*distribute.Source{}
 	var targets []*target
 	var wg sync.WaitGroup
 	for _, d := range t.Template.Properties.Distribute {
-		tg := &target{dist: d}
+		tg := &target{dist: d, osType: res.OSType, hyperVGeneration: res.HyperVGeneration}
 		targets = append(targets, tg)
 		if p, ok := prev[strings.ToLower(d.RunOutputName)]; ok && p.Properties["provisioningState"] == StateSucceeded {
 			tg.kept = true
@@ -98,8 +103,8 @@ func (s *Service) distribute(ctx context.Context, job queue.Job, runID string, o
 		case !ok:
 			tg.err = fmt.Errorf("the build produced no output for %s", d.RunOutputName)
 			continue
-		case o.Err != nil:
-			tg.err = o.Err
+		case unusable[strings.ToLower(d.RunOutputName)] != nil:
+			tg.err = unusable[strings.ToLower(d.RunOutputName)]
 			continue
 		}
 		tg.out = o
@@ -220,7 +225,7 @@ func (s *Service) keepOutputs(ctx context.Context, r Run, targets []*target) ([]
 			}
 		}
 		kept = append(kept, KeptOutput{RunOutputName: o.RunOutputName, Path: rel, Format: o.Format, SHA256: o.SHA256, Size: o.Size,
-			OSType: o.OSType, HyperVGeneration: o.HyperVGeneration})
+			OSType: tg.osType, HyperVGeneration: tg.hyperVGeneration})
 	}
 	if len(kept) == 0 {
 		return nil, "", nil
@@ -265,7 +270,7 @@ func (s *Service) artifactOf(tg *target, holder string, regions []string) *Artif
 		s.log.Warn("read the virtual size of an output", "path", tg.out.Path, "err", err)
 	}
 	return &Artifact{Format: or(tg.out.Format, "raw"), SHA256: strings.ToLower(tg.out.SHA256), Size: tg.out.Size, VirtualSize: vsize,
-		OSType: or(tg.out.OSType, "Linux"), Regions: regions, Holder: holder}
+		OSType: or(tg.osType, "Linux"), Regions: regions, Holder: holder}
 }
 
 func (s *Service) publishManagedImage(ctx context.Context, t ImageTemplate, r Run, tg *target) error {
@@ -316,12 +321,12 @@ func (s *Service) publishManagedImage(ctx context.Context, t ImageTemplate, r Ru
 		img := Resource{ID: iid.String(), Name: iid.Name(), Type: TypeImage, Location: loc, Tags: tg.dist.ArtifactTags,
 			Properties: map[string]any{
 				"storageProfile": map[string]any{
-					"osDisk": map[string]any{"osType": or(tg.out.OSType, "Linux"), "osState": "Generalized",
+					"osDisk": map[string]any{"osType": or(tg.osType, "Linux"), "osState": "Generalized",
 						"diskSizeGB": diskSizeGB(max(art.VirtualSize, art.Size)), "caching": "ReadWrite", "storageAccountType": "Standard_LRS"},
 					"dataDisks":     []any{},
 					"zoneResilient": false,
 				},
-				"hyperVGeneration":  or(tg.out.HyperVGeneration, "V1"),
+				"hyperVGeneration":  or(tg.hyperVGeneration, "V1"),
 				"provisioningState": StateSucceeded,
 			},
 			SystemData: newSystemData(tx.Now()), Artifact: art}
@@ -377,11 +382,11 @@ func (s *Service) publishGalleryVersion(ctx context.Context, t ImageTemplate, r 
 		if _, err := tx.GetJSON(ctx, gal.String(), &gallery); err != nil {
 			return fmt.Errorf("the gallery of %s: %w", def.ID, err)
 		}
-		if want, _ := def.Properties["osType"].(string); want != "" && tg.out.OSType != "" && !strings.EqualFold(want, tg.out.OSType) {
-			return fmt.Errorf("the image is %s but the gallery image definition '%s' is for %s", tg.out.OSType, def.Name, want)
+		if want, _ := def.Properties["osType"].(string); want != "" && tg.osType != "" && !strings.EqualFold(want, tg.osType) {
+			return fmt.Errorf("the image is %s but the gallery image definition '%s' is for %s", tg.osType, def.Name, want)
 		}
-		if want, _ := def.Properties["hyperVGeneration"].(string); want != "" && !strings.EqualFold(want, or(tg.out.HyperVGeneration, "V1")) {
-			return fmt.Errorf("the image is Hyper-V generation %s but the gallery image definition '%s' is %s", or(tg.out.HyperVGeneration, "V1"), def.Name, want)
+		if want, _ := def.Properties["hyperVGeneration"].(string); want != "" && !strings.EqualFold(want, or(tg.hyperVGeneration, "V1")) {
+			return fmt.Errorf("the image is Hyper-V generation %s but the gallery image definition '%s' is %s", or(tg.hyperVGeneration, "V1"), def.Name, want)
 		}
 		var err error
 		if regions, err = distribute.GalleryRegions(d, gallery.Location); err != nil {

@@ -4,22 +4,12 @@ import (
 	"context"
 	"io"
 
+	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
 
-// Phase is a build phase, reported as lastRunStatus.runSubState.
-type Phase string
-
-const (
-	PhaseQueued       Phase = "Queued"
-	PhaseBuilding     Phase = "Building"
-	PhaseCustomizing  Phase = "Customizing"
-	PhaseOptimizing   Phase = "Optimizing"
-	PhaseValidating   Phase = "Validating"
-	PhaseDistributing Phase = "Distributing"
-)
-
-// Executor builds the image of one run. The build engine implements it.
+// Executor builds the image of one run. The build engine implements it
+// (package server adapts it).
 type Executor interface {
 	// Execute builds run.Template. It reports each phase it enters through
 	// progress (Building, Customizing, Optimizing, Validating, Distributing)
@@ -27,7 +17,7 @@ type Executor interface {
 	// one Output per distribute target, or an error whose message becomes
 	// lastRunStatus.message. It must stop promptly when ctx is canceled (a
 	// cancel request, the build timeout or shutdown) and return ctx's error.
-	Execute(ctx context.Context, run RunRequest, log io.Writer, progress func(Phase, string)) (RunResult, error)
+	Execute(ctx context.Context, run RunRequest, log io.Writer, progress func(build.Phase, string)) (RunResult, error)
 }
 
 // RunRequest is what an Executor gets.
@@ -40,8 +30,9 @@ type RunRequest struct {
 	Files map[string]LocalFile
 	// WorkDir is the run's scratch directory. goldsmith removes it after the
 	// run, and after a crash. An Executor that starts processes (QEMU)
-	// writes each one's pid to a file named *.pid here, so that the next
-	// server start can stop processes a killed server left behind.
+	// records each one's pid in a *.pid file here (machine.WritePIDFile),
+	// so that the next server start can stop processes a killed server left
+	// behind.
 	WorkDir string
 }
 
@@ -52,23 +43,11 @@ type LocalFile struct {
 	Size   int64
 }
 
-// RunResult is what a build produced.
+// RunResult is what a build produced: one output per distribute target
+// (several may name the same file; goldsmith copies what it keeps), all of
+// one image.
 type RunResult struct {
-	Outputs []Output
-}
-
-// Output is the artifact for one distribute target. Several outputs may
-// name the same file; goldsmith copies what it keeps.
-type Output struct {
-	RunOutputName    string
-	Type             template.DistributeType
-	Path             string // absolute; usually in WorkDir
-	Format           string // raw, vhd, qcow2
-	SHA256           string // hex of the file's contents
-	Size             int64
+	Outputs          []build.Output
 	OSType           string // Linux or Windows
 	HyperVGeneration string // V1 or V2
-	// Err, when set, says this target failed (the run is then
-	// PartiallySucceeded, or Failed when every target failed).
-	Err error
 }

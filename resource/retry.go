@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/queue"
 	"github.com/goldsmith-dev/goldsmith/store"
 	"github.com/goldsmith-dev/goldsmith/template"
@@ -54,7 +55,7 @@ func (s *Service) RetryDistribution(ctx context.Context, templateID, runID strin
 		if err != nil {
 			return err
 		}
-		r.State, r.SubState, r.Message, r.EndTime = RunRunning, string(PhaseDistributing), "", nil
+		r.State, r.SubState, r.Message, r.EndTime = RunRunning, string(build.PhaseDistributing), "", nil
 		r.OperationID, r.CancelOperationID = op.ID, ""
 		r.JobID, err = s.q.Enqueue(ctx, tx, queue.NewJob{Kind: jobRedistribute, Ref: r.ID, Payload: runPayload{Run: r.ID}})
 		if err != nil {
@@ -64,7 +65,7 @@ func (s *Service) RetryDistribution(ctx context.Context, templateID, runID strin
 			return err
 		}
 		t.ActiveRun = r.RunID
-		t.LastRunStatus = &LastRunStatus{StartTime: tx.Now(), RunState: RunRunning, RunSubState: string(PhaseDistributing)}
+		t.LastRunStatus = &LastRunStatus{StartTime: tx.Now(), RunState: RunRunning, RunSubState: string(build.PhaseDistributing)}
 		return tx.PutJSON(ctx, t.ID, TypeImageTemplate, t)
 	})
 	return op, err
@@ -86,16 +87,18 @@ func (h redistributeHandler) Work(ctx context.Context, job queue.Job) error {
 	for _, d := range t.Template.Properties.Distribute {
 		types[strings.ToLower(d.RunOutputName)] = d.Type
 	}
-	var outs []Output
+	var res RunResult
+	gone := map[string]error{}
 	for _, k := range r.Kept {
-		o := Output{RunOutputName: k.RunOutputName, Type: types[strings.ToLower(k.RunOutputName)], Path: s.abs(k.Path), Format: k.Format,
-			SHA256: k.SHA256, Size: k.Size, OSType: k.OSType, HyperVGeneration: k.HyperVGeneration}
+		o := build.Output{RunOutputName: k.RunOutputName, Type: types[strings.ToLower(k.RunOutputName)], Path: s.abs(k.Path), Format: k.Format,
+			SHA256: k.SHA256, Size: k.Size}
+		res.OSType, res.HyperVGeneration = k.OSType, k.HyperVGeneration // one image: the same for every output
 		if _, err := os.Stat(o.Path); err != nil {
-			o.Err = fmt.Errorf("the kept build output is gone (%v): run the template again", err)
+			gone[strings.ToLower(k.RunOutputName)] = fmt.Errorf("the kept build output is gone (%v): run the template again", err)
 		}
-		outs = append(outs, o)
+		res.Outputs = append(res.Outputs, o)
 	}
-	err = s.distribute(ctx, job, r.ID, outs, log, true)
+	err = s.distribute(ctx, job, r.ID, res, gone, log, true)
 	if err != nil && !errors.Is(context.Cause(ctx), queue.ErrStopping) && !errors.Is(context.Cause(ctx), queue.ErrLeaseLost) {
 		msg := "goldsmith failed to retry the distribution: " + err.Error()
 		if ferr := s.finishRun(ctx, job, r.ID, RunFailed, msg, nil); ferr != nil {

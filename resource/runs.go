@@ -9,12 +9,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/build"
+	"github.com/goldsmith-dev/goldsmith/machine"
 	"github.com/goldsmith-dev/goldsmith/queue"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
 	"github.com/goldsmith-dev/goldsmith/store"
@@ -74,7 +74,7 @@ func (s *Service) startRunTx(ctx context.Context, tx *store.Tx, t *ImageTemplate
 	}
 	runID := newGUID()
 	t.Runs++
-	r := Run{ID: t.ID + "/runs/" + runID, RunID: runID, Number: t.Runs, TemplateID: t.ID, State: RunRunning, SubState: string(PhaseQueued),
+	r := Run{ID: t.ID + "/runs/" + runID, RunID: runID, Number: t.Runs, TemplateID: t.ID, State: RunRunning, SubState: string(build.PhaseQueued),
 		StartTime: tx.Now(), OperationID: op.ID,
 		LogPath: path.Join(s.stagingDir(t.ExactStagingResourceGroup), "packerlogs", runID, "customization.log"),
 		WorkDir: path.Join("work", runID)}
@@ -100,7 +100,7 @@ func (s *Service) startRunTx(ctx context.Context, tx *store.Tx, t *ImageTemplate
 		}
 	}
 	t.ActiveRun = r.RunID
-	t.LastRunStatus = &LastRunStatus{StartTime: r.StartTime, RunState: RunRunning, RunSubState: string(PhaseQueued)}
+	t.LastRunStatus = &LastRunStatus{StartTime: r.StartTime, RunState: RunRunning, RunSubState: string(build.PhaseQueued)}
 	return r, nil
 }
 
@@ -359,7 +359,7 @@ func (h runHandler) work(ctx context.Context, job queue.Job) error {
 	}
 	defer func() {
 		if cause := context.Cause(ctx); !errors.Is(cause, queue.ErrStopping) && !errors.Is(cause, queue.ErrLeaseLost) {
-			stopProcesses(workDir)
+			machine.KillRecorded(workDir)
 			_ = os.RemoveAll(workDir)
 		}
 	}()
@@ -373,15 +373,16 @@ func (h runHandler) work(ctx context.Context, job queue.Job) error {
 		files[f.URI] = LocalFile{Path: s.abs(f.Path), SHA256: f.SHA256, Size: f.Size}
 	}
 	var phaseMu sync.Mutex
-	phase := PhaseQueued
-	progress := func(ph Phase, detail string) {
+	phase := string(build.PhaseQueued) // a runSubState
+	progress := func(ph build.Phase, detail string) {
+		sub := ph.RunSubState()
 		phaseMu.Lock()
-		phase = ph
+		phase = sub
 		phaseMu.Unlock()
-		if err := s.setPhase(context.WithoutCancel(ctx), r.ID, ph); err != nil {
+		if err := s.setPhase(context.WithoutCancel(ctx), r.ID, sub); err != nil {
 			s.log.Warn("record run phase", "run", r.ID, "err", err)
 		}
-		logf(log, "==> %s: %s", ph, detail)
+		logf(log, "==> %s: %s", sub, detail)
 	}
 	tmpl, err := s.pinSource(ctx, t)
 	if err != nil {
@@ -391,10 +392,10 @@ func (h runHandler) work(ctx context.Context, job queue.Job) error {
 	req := RunRequest{RunID: r.RunID, TemplateID: t.ID, Template: tmpl, Files: files, WorkDir: workDir}
 	res, execErr := s.exec.Execute(withRunLocation(bctx, t.Location), req, log, progress)
 	if execErr == nil && bctx.Err() == nil {
-		if phase != PhaseDistributing {
-			progress(PhaseDistributing, "publishing the outputs")
+		if phase != string(build.PhaseDistributing) {
+			progress(build.PhaseDistributing, "publishing the outputs")
 		}
-		return s.distribute(bctx, job, r.ID, res.Outputs, log, false)
+		return s.distribute(bctx, job, r.ID, res, nil, log, false)
 	}
 	cause := context.Cause(bctx)
 	phaseMu.Lock()
@@ -435,7 +436,7 @@ func (h runHandler) Interrupted(ctx context.Context, tx *store.Tx, job queue.Job
 		return false, err
 	}
 	workDir := s.abs(r.WorkDir)
-	stopProcesses(workDir)
+	machine.KillRecorded(workDir)
 	if err := os.RemoveAll(workDir); err != nil {
 		s.log.Warn("remove work directory", "dir", workDir, "err", err)
 	}
@@ -518,8 +519,8 @@ func (s *Service) finishRunTx(ctx context.Context, tx *store.Tx, job queue.Job, 
 	return err
 }
 
-// setPhase records the run's current phase.
-func (s *Service) setPhase(ctx context.Context, runID string, ph Phase) error {
+// setPhase records the run's current phase, a runSubState.
+func (s *Service) setPhase(ctx context.Context, runID string, sub string) error {
 	return s.st.Update(ctx, func(tx *store.Tx) error {
 		var r Run
 		if _, err := tx.GetJSON(ctx, runID, &r); err != nil {
@@ -528,7 +529,7 @@ func (s *Service) setPhase(ctx context.Context, runID string, ph Phase) error {
 		if !r.Active() {
 			return nil
 		}
-		r.SubState = string(ph)
+		r.SubState = sub
 		if err := tx.PutJSON(ctx, r.ID, TypeRun, r); err != nil {
 			return err
 		}
@@ -539,7 +540,7 @@ func (s *Service) setPhase(ctx context.Context, runID string, ph Phase) error {
 		if t.ActiveRun != r.RunID || t.LastRunStatus == nil {
 			return nil
 		}
-		t.LastRunStatus.RunSubState = string(ph)
+		t.LastRunStatus.RunSubState = sub
 		return tx.PutJSON(ctx, t.ID, TypeImageTemplate, t)
 	})
 }
@@ -559,43 +560,6 @@ func (s *Service) openRunLog(r Run) (*os.File, error) {
 
 func logf(w io.Writer, format string, args ...any) {
 	fmt.Fprintf(w, "%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
-}
-
-// stopProcesses kills the processes whose pids an Executor wrote to *.pid
-// files in dir (see RunRequest.WorkDir), if they still run.
-func stopProcesses(dir string) {
-	pids, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
-	more, _ := filepath.Glob(filepath.Join(dir, "*", "*.pid"))
-	for _, f := range append(pids, more...) {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-		if err != nil || pid <= 1 || pid == os.Getpid() {
-			continue
-		}
-		// Only a process that still has the run's directory open or in its
-		// command line is ours: a recycled pid belongs to someone else.
-		if !processMentions(pid, dir) {
-			continue
-		}
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-}
-
-func processMentions(pid int, dir string) bool {
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
-	}
-	if strings.Contains(string(cmdline), dir) {
-		return true
-	}
-	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil && strings.HasPrefix(cwd, dir) {
-		return true
-	}
-	return false
 }
 
 // LogReader reads a run's customization.log. With follow, reads block

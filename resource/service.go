@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/goldsmith-dev/goldsmith/blob"
+	"github.com/goldsmith-dev/goldsmith/download"
 	"github.com/goldsmith-dev/goldsmith/queue"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
 	"github.com/goldsmith-dev/goldsmith/store"
@@ -39,7 +40,11 @@ type Options struct {
 	// HTTPClient downloads scripts, files and ISOs; default has a 30 minute
 	// timeout.
 	HTTPClient *http.Client
-	Logger     *slog.Logger
+	// MaxISOBytes caps an ISO source's download at submission; 0 means
+	// download.DefaultMaxISOBytes. Scripts and Files keep AIB's caps
+	// (download.MaxScriptBytes, download.MaxFileBytes).
+	MaxISOBytes int64
+	Logger      *slog.Logger
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 	// Regions are the regions served, each with its blob store; default
@@ -54,6 +59,7 @@ type Service struct {
 	exec    Executor
 	dataDir string
 	http    *http.Client
+	limits  download.Limits
 	log     *slog.Logger
 	now     func() time.Time
 	regions *blob.Regions
@@ -76,7 +82,7 @@ func New(opts Options) (*Service, error) {
 		}
 	}
 	s := &Service{st: opts.Store, q: opts.Queue, exec: opts.Executor, dataDir: dir,
-		http: opts.HTTPClient, log: opts.Logger, now: opts.Now, regions: opts.Regions}
+		http: opts.HTTPClient, limits: download.Limits{ISO: opts.MaxISOBytes}, log: opts.Logger, now: opts.Now, regions: opts.Regions}
 	if s.regions == nil {
 		if s.regions, err = blob.OpenRegions(filepath.Join(dir, "regions"), nil); err != nil {
 			return nil, err

@@ -2,19 +2,14 @@ package resource
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
+	"github.com/goldsmith-dev/goldsmith/download"
 	"github.com/goldsmith-dev/goldsmith/queue"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
 	"github.com/goldsmith-dev/goldsmith/store"
@@ -262,6 +257,7 @@ func (s *Service) ensureStaging(ctx context.Context, t *ImageTemplate) error {
 type fileRef struct {
 	uri    string
 	sha256 string
+	kind   download.Kind
 	code   string // the provisioningError code when it cannot be fetched
 	what   string
 }
@@ -271,7 +267,7 @@ func references(t *template.Template) []fileRef {
 	var refs []fileRef
 	p := t.Properties
 	if p.Source.Type == template.SourceISO && p.Source.SourceURI != "" {
-		refs = append(refs, fileRef{p.Source.SourceURI, p.Source.SHA256Checksum, template.CodeBadISOSource, "the ISO source"})
+		refs = append(refs, fileRef{p.Source.SourceURI, p.Source.SHA256Checksum, download.ISO, template.CodeBadISOSource, "the ISO source"})
 	}
 	add := func(list []template.Customizer, code, what string) {
 		for i, c := range list {
@@ -280,10 +276,10 @@ func references(t *template.Template) []fileRef {
 				desc += fmt.Sprintf(" (%s)", c.Name)
 			}
 			if c.ScriptURI != "" {
-				refs = append(refs, fileRef{c.ScriptURI, c.SHA256Checksum, code, desc})
+				refs = append(refs, fileRef{c.ScriptURI, c.SHA256Checksum, download.Script, code, desc})
 			}
 			if c.Type == template.CustomizeFile && c.SourceURI != "" {
-				refs = append(refs, fileRef{c.SourceURI, c.SHA256Checksum, code, desc})
+				refs = append(refs, fileRef{c.SourceURI, c.SHA256Checksum, download.File, code, desc})
 			}
 		}
 	}
@@ -292,85 +288,58 @@ func references(t *template.Template) []fileRef {
 		add(p.Validate.InVMValidations, template.CodeNoValidatorScript, "validate.inVMValidations")
 	}
 	if p.Optimize != nil && p.Optimize.WorkloadScript != "" {
-		refs = append(refs, fileRef{p.Optimize.WorkloadScript, p.Optimize.WorkloadSHA256, "Other", "optimize.workload"})
+		refs = append(refs, fileRef{p.Optimize.WorkloadScript, p.Optimize.WorkloadSHA256, download.Script, "Other", "optimize.workload"})
 	}
 	return refs
 }
 
-// stageFiles downloads every referenced file into the staging group and
-// checks its sha256. A failure is a *ProvisioningError naming the URI (and
-// for a checksum mismatch, the expected and actual digests).
+// stageFiles downloads every referenced file into the staging group with
+// package download's limits and checks its sha256. A failure is a
+// *ProvisioningError naming the URI (and for a checksum mismatch, the
+// expected and actual digests; for a cap, the limit).
 func (s *Service) stageFiles(ctx context.Context, t ImageTemplate) ([]StagedFile, error) {
 	dir := path.Join(s.stagingDir(t.ExactStagingResourceGroup), "files")
 	if err := os.MkdirAll(s.abs(dir), 0o700); err != nil {
 		return nil, fmt.Errorf("create staging directory: %w", err)
 	}
+	d := &download.Downloader{Client: s.http, Limits: s.limits}
 	var staged []StagedFile
 	got := map[string]StagedFile{}
 	for i, ref := range references(t.Template) {
 		f, ok := got[ref.uri]
 		if !ok {
-			name := fmt.Sprintf("%03d-%s", i, safeName(baseName(ref.uri)))
-			var err error
-			f, err = s.download(ctx, ref.uri, path.Join(dir, name))
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil, ctx.Err()
-				}
+			rel := path.Join(dir, fmt.Sprintf("%03d-%s", i, safeName(download.BaseName(ref.uri))))
+			local, err := d.ToFile(ctx, ref.uri, ref.sha256, ref.kind, s.abs(rel))
+			var bad *download.ChecksumError
+			switch {
+			case err == nil:
+			case ctx.Err() != nil:
+				return nil, ctx.Err()
+			case errors.As(err, &bad):
+				return nil, checksumMismatch(ref, bad.Got)
+			default:
 				return nil, &ProvisioningError{Code: ref.code, Message: fmt.Sprintf("Failed to download %s for %s: %v", ref.uri, ref.what, err)}
 			}
+			f = StagedFile{URI: ref.uri, Path: rel, SHA256: local.SHA256, Size: local.Size}
 			got[ref.uri] = f
 			staged = append(staged, f)
 		}
+		// The same URI may be named twice, with other checksums or caps.
+		if limit := s.limits.Of(ref.kind); f.Size > limit {
+			return nil, &ProvisioningError{Code: ref.code, Message: fmt.Sprintf("Failed to download %s for %s: %v", ref.uri, ref.what,
+				&download.TooLargeError{URI: ref.uri, Kind: ref.kind, Limit: limit, Size: f.Size})}
+		}
 		if ref.sha256 != "" && !strings.EqualFold(ref.sha256, f.SHA256) {
-			return nil, &ProvisioningError{Code: ref.code, Message: fmt.Sprintf(
-				"The sha256 checksum of %s (%s) does not match: expected %s, actual %s.", ref.uri, ref.what, strings.ToLower(ref.sha256), f.SHA256)}
+			return nil, checksumMismatch(ref, f.SHA256)
 		}
 	}
 	return staged, nil
 }
 
-func baseName(uri string) string {
-	u, err := url.Parse(uri)
-	if err != nil || path.Base(u.Path) == "/" || path.Base(u.Path) == "." {
-		return "file"
-	}
-	return path.Base(u.Path)
+func checksumMismatch(ref fileRef, got string) *ProvisioningError {
+	return &ProvisioningError{Code: ref.code, Message: fmt.Sprintf(
+		"The sha256 checksum of %s (%s) does not match: expected %s, actual %s.", ref.uri, ref.what, strings.ToLower(ref.sha256), got)}
 }
 
 // ProvisioningError is also an error.
 func (e *ProvisioningError) Error() string { return e.Code + ": " + e.Message }
-
-// download fetches uri into the data-directory-relative file rel.
-func (s *Service) download(ctx context.Context, uri, rel string) (StagedFile, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
-	if err != nil {
-		return StagedFile{}, err
-	}
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return StagedFile{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return StagedFile{}, fmt.Errorf("HTTP %s", resp.Status)
-	}
-	dst := s.abs(rel)
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".download-*")
-	if err != nil {
-		return StagedFile{}, err
-	}
-	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), resp.Body)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return StagedFile{}, fmt.Errorf("read body: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return StagedFile{}, err
-	}
-	return StagedFile{URI: uri, Path: rel, SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
-}

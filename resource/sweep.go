@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/goldsmith-dev/goldsmith/machine"
 	"github.com/goldsmith-dev/goldsmith/store"
 )
 
@@ -139,7 +140,7 @@ func (s *Service) sweepDir(dir string, keep map[string]bool) error {
 		}
 		s.log.Warn("removing what no run refers to", "path", rel)
 		if dir == "work" {
-			stopProcesses(filepath.Join(s.dataDir, dir, e.Name()))
+			machine.KillRecorded(filepath.Join(s.dataDir, dir, e.Name()))
 		}
 		s.removeFiles(rel)
 	}

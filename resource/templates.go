@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -15,21 +14,12 @@ import (
 	"github.com/goldsmith-dev/goldsmith/template"
 )
 
-var (
-	templateNamePattern       = regexp.MustCompile(`^[A-Za-z0-9\-_.]{1,64}$`)
-	templateNamePatternNoDots = regexp.MustCompile(`^[A-Za-z0-9\-_]{1,64}$`)
-)
-
 // CheckTemplateName checks an image template (or runOutput, trigger) name
-// against the pattern of an apiVersion.
+// from a request URL by the validator's rule (template.NameProblem).
 func CheckTemplateName(name, apiVersion string) error {
 	v, _ := template.LookupAPIVersion(apiVersion)
-	pat := templateNamePattern
-	if !v.DottedNames {
-		pat = templateNamePatternNoDots
-	}
-	if !pat.MatchString(name) {
-		return badRequest("InvalidParameter", "The name '%s' is invalid: it must match %s.", name, pat.String())
+	if msg := template.NameProblem(name, v); msg != "" {
+		return badRequest(template.CodeInvalidParameter, "The name '%s' is invalid: it %s.", name, msg)
 	}
 	return nil
 }
@@ -42,13 +32,21 @@ func CheckTemplateName(name, apiVersion string) error {
 func (s *Service) CreateTemplate(ctx context.Context, id resourceid.ID, body map[string]any, apiVersion string) (ImageTemplate, Operation, error) {
 	var t ImageTemplate
 	var op Operation
-	if err := CheckTemplateName(id.Name(), apiVersion); err != nil {
-		return t, op, err
-	}
 	loc, _ := lookup(body, "location").(string)
 	loc = NormalizeLocation(loc)
-	if loc == "" {
-		return t, op, badRequest("LocationRequired", "The location property is required for this definition.")
+	if err := CheckTemplateName(id.Name(), apiVersion); err != nil || loc == "" {
+		// ARM refuses these before the resource exists; the answer carries
+		// everything the validator finds, as `template validate` would.
+		_, problems := s.validate(id, body, apiVersion)
+		if len(problems) == 0 { // the validator always finds these two
+			return t, op, badRequest(template.CodeLocationRequired, "The location property is required for this definition.")
+		}
+		pe := submissionError(problems)
+		e := badRequest(pe.Code, "%s", pe.Message)
+		for _, pr := range problems {
+			e.Details = append(e.Details, Error{Code: pr.Code, Target: pr.Target, Message: pr.Message})
+		}
+		return t, op, e
 	}
 	if !s.regions.Has(loc) {
 		return t, op, badRequest("LocationNotAvailableForResourceType",
@@ -67,16 +65,7 @@ func (s *Service) CreateTemplate(ctx context.Context, id resourceid.ID, body map
 	if err != nil {
 		return t, op, fmt.Errorf("encode template: %w", err)
 	}
-	doc["name"] = id.Name()
-	parsed, _, perr := template.Parse(doc, template.Options{APIVersion: apiVersion})
-	var problems []template.Problem
-	var inv *template.InvalidError
-	switch {
-	case errors.As(perr, &inv):
-		problems, parsed = inv.Problems, nil
-	case perr != nil:
-		return t, op, perr
-	}
+	parsed, problems := s.validate(id, body, apiVersion)
 	if parsed != nil {
 		parsed.Location = loc
 	}
@@ -107,6 +96,26 @@ func (s *Service) CreateTemplate(ctx context.Context, id resourceid.ID, body map
 		return err
 	})
 	return t, op, err
+}
+
+// validate runs the validator (the one `goldsmith template validate` runs)
+// on a PUT body: the template, or its problems.
+func (s *Service) validate(id resourceid.ID, body map[string]any, apiVersion string) (*template.Template, []template.Problem) {
+	doc := make(map[string]any, len(body))
+	for k, v := range body {
+		switch strings.ToLower(k) {
+		case "apiversion", "name", "id": // the request's URL says these
+		default:
+			doc[k] = v
+		}
+	}
+	doc["name"] = id.Name()
+	parsed, _, err := template.Parse(doc, template.Options{APIVersion: apiVersion})
+	var inv *template.InvalidError
+	if errors.As(err, &inv) {
+		return nil, inv.Problems
+	}
+	return parsed, nil
 }
 
 // lookup finds a key case-insensitively.

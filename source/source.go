@@ -87,7 +87,9 @@ func (r Resolver) Resolve(ctx context.Context, src template.Source) (Image, erro
 		}
 		return Image{URN: d.ID, Disk: d.Path, DiskFormat: d.Format, DiskSHA256: d.SHA256, VirtualSize: d.VirtualSize, OSType: d.OSType}, nil
 	case template.SourceISO:
-		return Image{}, fmt.Errorf("ISO sources: %w (AIB retired them in 2020)", ErrUnsupported)
+		// Validation refuses them (template.ISONoLongerAccepted); a template
+		// that got here was not validated.
+		return Image{}, fmt.Errorf("ISO sources: %w: AIB stopped accepting them on %s", ErrUnsupported, template.ISONoLongerAccepted)
 	}
 	return Image{}, fmt.Errorf("source type %q: %w", src.Type, ErrUnsupported)
 }

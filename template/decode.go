@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/goldsmith-dev/goldsmith/resourceid"
+	"github.com/goldsmith-dev/goldsmith/vmsize"
 )
 
 var (
@@ -49,12 +51,12 @@ func (d *decoder) template(doc map[string]any) *Template {
 	var namePath string
 	t.Name, namePath = root.str("name")
 	if t.Name != "" {
-		d.checkName(namePath, "image template name", t.Name)
+		d.checkName(CodeInvalidParameter, namePath, "image template name", t.Name)
 	}
 	var locPath string
 	t.Location, locPath = root.str("location")
 	if strings.TrimSpace(t.Location) == "" {
-		d.rep.errorf(CodeInvalidTemplate, locPath, "location is required: the region where the image is built")
+		d.rep.errorf(CodeLocationRequired, locPath, "location is required: the region where the image is built")
 	}
 	t.Tags = root.tags("tags")
 	d.identity(root, t)
@@ -281,14 +283,24 @@ func (d *decoder) enum(path, v string, allowed ...string) string {
 	return canon
 }
 
-func (d *decoder) checkName(path, what, name string) {
-	if d.ver.DottedNames {
+func (d *decoder) checkName(code, path, what, name string) {
+	if msg := NameProblem(name, d.ver); msg != "" {
+		d.rep.errorf(code, path, "%s %q %s", what, name, msg)
+	}
+}
+
+// NameProblem says what is wrong with the name of an image template, a
+// runOutput or a trigger in api-version ver, or "" when nothing is. The
+// service checks names in request URLs with it too.
+func NameProblem(name string, ver APIVersion) string {
+	if ver.DottedNames {
 		if !namePattern.MatchString(name) {
-			d.rep.errorf(CodeInvalidTemplate, path, "%s %q must be 1-64 characters of letters, digits, '-', '_' and '.'", what, name)
+			return "must be 1-64 characters of letters, digits, '-', '_' and '.'"
 		}
 	} else if !namePatternNoDots.MatchString(name) {
-		d.rep.errorf(CodeInvalidTemplate, path, "%s %q must be 1-64 characters of letters, digits, '-' and '_' in api-version %s", what, name, d.ver.Name)
+		return fmt.Sprintf("must be 1-64 characters of letters, digits, '-' and '_' in api-version %s", ver.Name)
 	}
+	return ""
 }
 
 func (d *decoder) uniqueName(seen map[string]string, path, name, what string) {
@@ -332,8 +344,8 @@ func (d *decoder) source(o *object, s *Source) {
 		d.rep.errorf(CodeBadSourceType, typPath, "source type %q is not supported: use one of %s", typ, d.sourceTypes())
 		o.done()
 		return
-	case canon == SourceISO && !d.ver.ISO:
-		d.rep.errorf(CodeBadSourceType, typPath, "ISO sources are only accepted by the preview api-versions (they were retired on 31 March 2020); use a PlatformImage source")
+	case canon == SourceISO:
+		d.rep.errorf(CodeBadSourceType, typPath, "%s", isoRefusal(d.ver))
 	case canon == SourceManagedImage && !d.ver.ManagedImageSrc:
 		d.rep.errorf(CodeBadSourceType, typPath, "ManagedImage sources arrived in api-version 2019-02-01-preview; %s does not have them", d.ver.Name)
 	case canon == SourceSharedImageVersion && !d.ver.SharedImageVer:
@@ -406,6 +418,29 @@ func (d *decoder) source(o *object, s *Source) {
 	o.done()
 }
 
+// ISO sources. AIB's template reference (shared/spec) gives two dates: from
+// 31 March 2020 the resource provider no longer accepts image templates with
+// ISO sources, and from 30 April 2020 it no longer builds them. Only the
+// preview api-versions (2018-02-01-preview to 2019-05-01-preview) ever had
+// ISO sources, and every run today comes after both dates, so an ISO source
+// is refused at every api-version: by `template validate`, by the service at
+// submission and by `goldsmith build`, all through this one check. The
+// preview api-versions still read the ISO fields, so their mistakes are
+// reported too.
+const (
+	ISONoLongerAccepted = "31 March 2020"
+	ISONoLongerBuilt    = "30 April 2020"
+)
+
+func isoRefusal(ver APIVersion) string {
+	if ver.ISO {
+		return fmt.Sprintf("ISO sources are no longer accepted: AIB stopped accepting templates with ISO sources on %s and building them on %s; use a PlatformImage source (for RHEL, Red Hat's BYOS images)",
+			ISONoLongerAccepted, ISONoLongerBuilt)
+	}
+	return fmt.Sprintf("ISO sources are not part of api-version %s: only the preview api-versions had them, until AIB stopped accepting them on %s; use a PlatformImage source",
+		ver.Name, ISONoLongerAccepted)
+}
+
 func (d *decoder) sourceTypes() string {
 	types := []string{"PlatformImage"}
 	if d.ver.ManagedImageSrc {
@@ -413,9 +448,6 @@ func (d *decoder) sourceTypes() string {
 	}
 	if d.ver.SharedImageVer {
 		types = append(types, "SharedImageVersion")
-	}
-	if d.ver.ISO {
-		types = append(types, "ISO")
 	}
 	return strings.Join(types, ", ")
 }
@@ -587,7 +619,14 @@ func (d *decoder) validate(o *object) *Validate {
 }
 
 func (d *decoder) vmProfile(o *object, v *VMProfile) {
-	v.VMSize, _ = o.str("vmSize")
+	var sp string
+	v.VMSize, sp = o.str("vmSize")
+	if v.VMSize != "" {
+		// The build sizes its VM by the same lookup.
+		if _, err := vmsize.Lookup(v.VMSize); err != nil {
+			d.rep.errorf(CodeInvalidTemplate, sp, "%v", err)
+		}
+	}
 	if n, p, ok := o.integer("osDiskSizeGB"); ok {
 		if n < 0 {
 			d.rep.errorf(CodeInvalidTemplate, p, "osDiskSizeGB must be 0 (keep the source's size) or more, got %d", n)
@@ -651,7 +690,7 @@ func (d *decoder) distributor(o *object) Distributor {
 	case name == "":
 		d.rep.errorf(CodeInvalidTemplate, np, "runOutputName is required: a unique name for this target's run output")
 	default:
-		d.checkName(np, "runOutputName", name)
+		d.checkName(CodeInvalidTemplate, np, "runOutputName", name)
 	}
 	dist.ArtifactTags = o.tags("artifactTags")
 	if tags := o.tags("tags"); tags != nil && dist.ArtifactTags == nil {
@@ -716,6 +755,14 @@ func (d *decoder) sharedImage(o *object, dist *Distributor) {
 		}
 	}
 	dist.GalleryImageID = id
+	explicit := ""
+	if vid, err := resourceid.ParseAs(id, resourceid.GalleryImageVersion); err == nil {
+		// The version to create, named: distribution creates it by this rule.
+		explicit = vid.Name()
+		if _, ok := ParseGalleryVersion(explicit); !ok {
+			d.rep.errorf(CodeBadSharedImageDistribute, p, "the gallery image version %q must be MAJOR.MINOR.PATCH with 32-bit integers", explicit)
+		}
+	}
 	var rp string
 	dist.ReplicationRegions, rp = o.strings("replicationRegions")
 	for i, r := range dist.ReplicationRegions {
@@ -773,6 +820,9 @@ func (d *decoder) sharedImage(o *object, dist *Distributor) {
 		}
 	}
 	if v := o.child("versioning"); v != nil {
+		if explicit != "" {
+			d.rep.errorf(CodeBadSharedImageDistribute, v.path, "galleryImageId names the version %s and versioning is set too: use one of them", explicit)
+		}
 		ver := &Versioning{}
 		scheme, sp := v.str("scheme")
 		ver.Scheme = d.enumCode(CodeBadSharedImageDistribute, sp, scheme, "Latest", "Source")
@@ -796,6 +846,24 @@ func (d *decoder) sharedImage(o *object, dist *Distributor) {
 	} else {
 		o.notIn("replicationMode", "2025-10-01")
 	}
+}
+
+// ParseGalleryVersion reads a gallery image version name, MAJOR.MINOR.PATCH
+// with non-negative 32-bit integers.
+func ParseGalleryVersion(s string) ([3]int64, bool) {
+	var out [3]int64
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return out, false
+	}
+	for i, p := range parts {
+		n, err := strconv.ParseInt(p, 10, 32)
+		if err != nil || n < 0 {
+			return out, false
+		}
+		out[i] = n
+	}
+	return out, true
 }
 
 func (d *decoder) enumCode(code, path, v string, allowed ...string) string {

@@ -32,6 +32,10 @@ type Found struct {
 	Template *Template // nil when the document could not be read at all
 	Warnings []Problem
 	Err      error // *InvalidError when the template is invalid
+	// Unresolved are the JSON paths of values only a live ARM deployment
+	// knows (reference() and the like). Each is a warning: such a template
+	// validates, but it cannot be built or submitted until ARM resolves them.
+	Unresolved []string
 }
 
 // Form is how a file holds its image templates.
@@ -50,7 +54,8 @@ type Document struct {
 	Resource   string         // where in a deployment template, e.g. "resources[1]"
 	Name       string         // as the document names it ("" when it does not)
 	APIVersion string         // as the document gives it ("" when it does not)
-	Body       map[string]any // the resource, its ARM expressions evaluated
+	Body       map[string]any // the resource, its ARM expressions evaluated; armtemplate.Unknown where only a live deployment knows the value
+	Warnings   []Problem      // what the deployment template left undecided about the resource (full paths)
 }
 
 // Documents finds the image templates in a file in any of the forms users
@@ -88,8 +93,12 @@ func Load(data []byte, opts LoadOptions) ([]Found, error) {
 	}
 	found := make([]Found, len(docs))
 	for i, d := range docs {
-		t, warns, err := Parse(d.Body, opts.Options)
-		found[i] = Found{Resource: d.Resource, Template: t, Warnings: prefix(d.Resource, warns), Err: prefixErr(d.Resource, err)}
+		t, warns, unresolved, err := parse(d.Body, opts.Options)
+		found[i] = Found{Resource: d.Resource, Template: t, Warnings: append(d.Warnings, prefix(d.Resource, warns)...),
+			Err: prefixErr(d.Resource, err)}
+		for _, p := range unresolved {
+			found[i].Unresolved = append(found[i].Unresolved, describePath(d.Resource, p))
+		}
 	}
 	return found, nil
 }
@@ -111,7 +120,7 @@ func deploymentDocuments(doc map[string]any, opts LoadOptions) ([]Document, erro
 		Parameters:     opts.Parameters,
 	}
 	// Only image templates are evaluated: other resources (role assignments,
-	// deployment scripts) often call reference(), which needs live Azure.
+	// deployment scripts) are not goldsmith's to check.
 	resources, err := armtemplate.ImageTemplates(doc, ctx)
 	if err != nil {
 		return nil, armProblems(err)
@@ -121,7 +130,11 @@ func deploymentDocuments(doc map[string]any, opts LoadOptions) ([]Document, erro
 		if !strings.EqualFold(r.Type, ResourceType) && !strings.EqualFold(r.Type, legacyResourceTyp) {
 			continue
 		}
-		docs = append(docs, Document{Form: FormDeployment, Resource: r.Path, Name: r.Name, APIVersion: r.APIVersion, Body: r.Body})
+		doc := Document{Form: FormDeployment, Resource: r.Path, Name: r.Name, APIVersion: r.APIVersion, Body: r.Body}
+		for _, w := range r.Warnings {
+			doc.Warnings = append(doc.Warnings, Problem{Code: "Warning", Target: w.Path, Message: w.Msg})
+		}
+		docs = append(docs, doc)
 	}
 	if len(docs) == 0 {
 		return nil, invalid("resources", "the deployment template has no %s resource", ResourceType)

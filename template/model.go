@@ -4,6 +4,8 @@
 // that reports every mistake at once with AIB's provisioningError codes.
 package template
 
+import "github.com/goldsmith-dev/goldsmith/vmsize"
+
 // Template is an image template in canonical form, whatever apiVersion it came in.
 type Template struct {
 	APIVersion string            `json:"apiVersion"`
@@ -45,7 +47,7 @@ type DataDisk struct {
 const (
 	DefaultBuildTimeoutMinutes = 240
 	MaxBuildTimeoutMinutes     = 960
-	DefaultVMSize              = "Standard_D1_v2"
+	DefaultVMSize              = vmsize.Default
 )
 
 // EffectiveTimeoutMinutes is buildTimeoutInMinutes with AIB's default for 0.
@@ -80,7 +82,7 @@ type Source struct {
 	ImageID string `json:"imageId,omitempty"`
 	// SharedImageVersion
 	ImageVersionID string `json:"imageVersionId,omitempty"`
-	// ISO (previews only)
+	// ISO (previews only; refused since 31 March 2020, see isoRefusal)
 	SourceURI      string `json:"sourceUri,omitempty"`
 	SHA256Checksum string `json:"sha256Checksum,omitempty"`
 }

@@ -23,6 +23,12 @@ const (
 	CodeBadSharedImageDistribute  = "BadSharedImageDistribute"
 	CodeBadStagingResourceGroup   = "BadStagingResourceGroup"
 	CodeInvalidJSON               = "InvalidRequestContent"
+	// ARM's own codes, for what ARM refuses before AIB sees the resource:
+	// a malformed resource name, no location, an api-version AIB does not
+	// have.
+	CodeInvalidParameter     = "InvalidParameter"
+	CodeLocationRequired     = "LocationRequired"
+	CodeNoRegisteredProvider = "NoRegisteredProviderFound"
 )
 
 // Problem is one finding about a template: an error, or a warning that does

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/goldsmith-dev/goldsmith/armtemplate"
 )
 
 // object reads one JSON object of a template, enforcing the apiVersion's
@@ -100,6 +102,9 @@ func (o *object) str(name string) (string, string) {
 	v, p, ok := o.lookup(name)
 	if !ok || v == nil {
 		return "", p
+	}
+	if u, isUnknown := v.(armtemplate.Unknown); isUnknown {
+		return u.String(), p // present, value unknown (see parse)
 	}
 	s, isStr := v.(string)
 	if !isStr {

@@ -17,7 +17,7 @@ type APIVersion struct {
 	ScriptField string
 	// ISOField is the ISO source's URI property name.
 	ISOField         string
-	ISO              bool // ISO sources (previews only)
+	ISO              bool // the schema has ISO sources (previews only); refused since 31 March 2020, see isoRefusal
 	IdentityRequired bool // identity must be present (2020-02-14 and later)
 	Identity         bool
 	SharedImageVer   bool // SharedImageVersion source

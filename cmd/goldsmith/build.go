@@ -33,6 +33,7 @@ type buildFlags struct {
 	accel      string
 	resource   string
 	verbose    bool
+	noCache    bool
 }
 
 func newBuildCommand() *cobra.Command {
@@ -46,6 +47,13 @@ overlay, runs the customizers over SSH (surviving reboots), validates,
 generalizes, powers off, and writes one disk per distribute target into the
 output directory (managedImage and sharedImage targets as qcow2 or raw,
 VHD targets as fixed VHDs), with customization.log and manifest.json.
+
+The layer cache keeps the build VM (disk and memory) after each customizer:
+a rebuild whose first customizers are unchanged (definition and downloaded
+bytes) restores the VM after them and runs only the rest. Like Docker's
+build cache, a step whose result depends on the network ("apt-get upgrade")
+is reused as it was; change the step, or use --no-cache, to run it again.
+See goldsmith cache ls|prune.
 
 On a terminal it shows the phase, the customizer running and the elapsed
 time while the log streams. Ctrl-C cancels and cleans up. Exit status 0 only
@@ -65,6 +73,7 @@ when the build succeeded.`,
 	fl.StringVar(&f.accel, "accel", "", "force the accelerator: kvm or tcg (default: probe)")
 	fl.StringVar(&f.resource, "resource", "", "which template of a deployment template to build, e.g. resources[1]")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log goldsmith's internals")
+	fl.BoolVar(&f.noCache, "no-cache", false, "run every customizer: neither restore nor save layers")
 	return cmd
 }
 
@@ -93,7 +102,7 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, file string, f buil
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	b, err := newBuilder(f.dataDir, logger, f.accel)
+	b, _, err := newBuilder(f.dataDir, logger, f.accel)
 	if err != nil {
 		return err
 	}
@@ -106,7 +115,8 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, file string, f buil
 	}
 	defer os.RemoveAll(workDir)
 
-	req := build.Request{Template: tmpl, WorkDir: workDir, OutputDir: outDir, ManagedFormat: f.format, LiveConsole: f.verbose}
+	req := build.Request{Template: tmpl, WorkDir: workDir, OutputDir: outDir, ManagedFormat: f.format, LiveConsole: f.verbose,
+		LayerCache: !f.noCache}
 	var view *progressView
 	if f.output == "table" {
 		view = newProgressView(stderr)
@@ -165,12 +175,17 @@ func printBuildJSON(w io.Writer, outDir string, res *build.Result, err error) er
 	return nil
 }
 
-// newBuilder makes the build engine over the data dir's catalog and caches.
-func newBuilder(dataDir string, logger *slog.Logger, accel string) (*build.Builder, error) {
+// newBuilder makes the build engine over the data dir's catalog (returned
+// too: a server resolves sources with it) and caches.
+func newBuilder(dataDir string, logger *slog.Logger, accel string) (*build.Builder, *catalog.Catalog, error) {
 	run := disk.Exec{Log: logger}
 	cat, err := catalog.Open(dataDir, catalog.WithLogger(logger), catalog.WithRunner(run))
 	if err != nil {
-		return nil, fmt.Errorf("open the catalog: %w", err)
+		return nil, nil, fmt.Errorf("open the catalog: %w", err)
+	}
+	layers, err := openLayers(dataDir, logger)
+	if err != nil {
+		return nil, nil, err
 	}
 	return &build.Builder{
 		Images:   source.Resolver{Platform: cat},
@@ -180,7 +195,8 @@ func newBuilder(dataDir string, logger *slog.Logger, accel string) (*build.Build
 		CacheDir: filepath.Join(dataDir, "cache"),
 		Accel:    machine.Accel(accel),
 		Logger:   logger,
-	}, nil
+		Layers:   layers,
+	}, cat, nil
 }
 
 // loadOne reads the template to build, refusing invalid ones with every
@@ -221,6 +237,11 @@ func loadOne(file string, f buildFlags) (*template.Template, error) {
 	}
 	if pick.Err != nil {
 		return nil, &exitError{code: exitFailure, err: fmt.Errorf("%s is not a valid template: %w", file, pick.Err)}
+	}
+	if len(pick.Unresolved) > 0 {
+		// Valid, but only a live ARM deployment can say what these are.
+		return nil, &exitError{code: exitFailure, err: fmt.Errorf("%s cannot be built here: %s only a live ARM deployment knows (reference() and the like); give the values as parameters",
+			file, strings.Join(pick.Unresolved, ", "))}
 	}
 	return pick.Template, nil
 }

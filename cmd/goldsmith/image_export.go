@@ -58,7 +58,7 @@ defaults to the file's extension.`,
 				return printJSON(cmd.OutOrStdout(), res)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (%s copy, sha256 %s) written as %s to %s\n",
-				id, res["sourceFormat"], res["region"], res["sourceSha256"], res["format"], res["file"])
+				id, res.SourceFormat, res.Region, res.SourceSHA256, res.Format, res.File)
 			return nil
 		},
 	}
@@ -79,9 +79,20 @@ func validExportFormat(f string) bool {
 	return false
 }
 
+// exported is what an export wrote.
+type exported struct {
+	File         string `json:"file"`
+	Format       string `json:"format"`
+	ID           string `json:"id"`
+	Region       string `json:"region"`
+	SourceFormat string `json:"sourceFormat"`
+	SourceSHA256 string `json:"sourceSha256"`
+	VirtualSize  int64  `json:"virtualSize"`
+}
+
 // exportDisk downloads the stored disk next to file (sparse, sha256
 // checked) and converts it.
-func exportDisk(ctx context.Context, c *arm.Client, id, region, file, format string) (map[string]any, error) {
+func exportDisk(ctx context.Context, c *arm.Client, id, region, file, format string) (*exported, error) {
 	d, err := c.Disk(ctx, id, region)
 	if err != nil {
 		return nil, clientFailure(err)
@@ -106,6 +117,6 @@ func exportDisk(ctx context.Context, c *arm.Client, id, region, file, format str
 	if err := distribute.Export(ctx, disk.QemuImg{Run: disk.Exec{}}, tmp.Name(), d.Format, file, format); err != nil {
 		return nil, err
 	}
-	return map[string]any{"id": id, "region": d.Region, "sourceFormat": d.Format, "sourceSha256": d.SHA256,
-		"virtualSize": d.VirtualSize, "format": format, "file": file}, nil
+	return &exported{ID: id, Region: d.Region, SourceFormat: d.Format, SourceSHA256: d.SHA256,
+		VirtualSize: d.VirtualSize, Format: format, File: file}, nil
 }

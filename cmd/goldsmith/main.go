@@ -79,7 +79,7 @@ builds real bootable VM images from them on your own machine.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
-	root.AddCommand(newTemplateCommand(), newBuildCommand(), newCatalogCommand(),
+	root.AddCommand(newTemplateCommand(), newBuildCommand(), newCatalogCommand(), newCacheCommand(),
 		newServeCommand(), newGroupCommand(), newGalleryCommand(), newImageCommand())
 	return root
 }

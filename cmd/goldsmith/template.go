@@ -58,7 +58,10 @@ func newValidateCommand() *cobra.Command {
 PUT to AIB, a bare properties object, or an ARM deployment template holding
 one or more Microsoft.VirtualMachineImages/imageTemplates resources (its
 expressions are evaluated with --parameters). Each problem is reported with
-AIB's provisioningError code and the JSON path it is at.
+AIB's provisioningError code and the JSON path it is at. A value only a live
+ARM deployment knows (reference(), listKeys() and the like) is a warning at
+its path, not an error: the field could not be checked offline. The server
+gives every template the verdict validate gives, save for live state.
 
 Exit status: 0 when every template is valid, 1 when any is not, 2 for usage
 errors. With --output json, a valid single template is printed in canonical

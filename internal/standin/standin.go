@@ -1,4 +1,8 @@
-package resource
+// Package standin is a TEST EXECUTOR standing in for the QEMU build engine,
+// which is far too slow for API tests. Only tests use it: a server started
+// with it builds nothing real, so its outputs prove the service's paths
+// (queue, phases, logs, distribution, crash recovery), never the engine's.
+package standin
 
 import (
 	"context"
@@ -11,13 +15,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/build"
+	"github.com/goldsmith-dev/goldsmith/customize"
 	"github.com/goldsmith-dev/goldsmith/disk"
+	"github.com/goldsmith-dev/goldsmith/machine"
+	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
 
-// StandInExecutor is a TEST EXECUTOR standing in for the QEMU build, which
-// is far too slow for API tests. It does real, small work so the API, queue
-// and crash-recovery paths are exercised for real: it starts a real child
+// Executor implements resource.Executor. It does real, small work so the
+// API, queue and crash-recovery paths are exercised for real: it starts a real child
 // process (sleep) in the run's WorkDir and records its pid there as the
 // build VM would, walks through the phases (Building, Customizing,
 // Validating, Distributing) over Duration while writing log lines, reads
@@ -29,13 +36,13 @@ import (
 // A Shell customizer whose inline commands include "exit N" (N > 0) fails
 // the run during Customizing with that exit status, so tests can make a
 // build fail from the template alone.
-type StandInExecutor struct {
+type Executor struct {
 	Duration time.Duration // total build time; default 1s
 	DiskSize int64         // bytes, a multiple of 1 MiB; default 1 MiB
 }
 
-// Execute implements Executor.
-func (e StandInExecutor) Execute(ctx context.Context, run RunRequest, log io.Writer, progress func(Phase, string)) (RunResult, error) {
+// Execute implements resource.Executor.
+func (e Executor) Execute(ctx context.Context, run resource.RunRequest, log io.Writer, progress func(build.Phase, string)) (resource.RunResult, error) {
 	d := e.Duration
 	if d <= 0 {
 		d = time.Second
@@ -51,11 +58,11 @@ func (e StandInExecutor) Execute(ctx context.Context, run RunRequest, log io.Wri
 	vm := exec.Command("sleep", strconv.Itoa(int(d/time.Second)+60))
 	vm.Dir = run.WorkDir
 	if err := vm.Start(); err != nil {
-		return RunResult{}, fmt.Errorf("start the stand-in build VM: %w", err)
+		return resource.RunResult{}, fmt.Errorf("start the stand-in build VM: %w", err)
 	}
 	defer func() { _ = vm.Process.Kill(); _ = vm.Wait() }()
-	if err := os.WriteFile(filepath.Join(run.WorkDir, "vm.pid"), []byte(strconv.Itoa(vm.Process.Pid)), 0o600); err != nil {
-		return RunResult{}, err
+	if err := machine.WritePIDFile(filepath.Join(run.WorkDir, "vm.pid"), vm.Process.Pid); err != nil {
+		return resource.RunResult{}, err
 	}
 	fmt.Fprintf(log, "stand-in build VM started (pid %d) in %s\n", vm.Process.Pid, run.WorkDir)
 
@@ -73,18 +80,18 @@ func (e StandInExecutor) Execute(ctx context.Context, run RunRequest, log io.Wri
 		}
 	}
 
-	progress(PhaseBuilding, fmt.Sprintf("source %s, vmSize %s", describeSource(t.Properties.Source), t.Properties.VMProfile.EffectiveVMSize()))
+	progress(build.PhaseBuilding, fmt.Sprintf("source %s, vmSize %s", describeSource(t.Properties.Source), t.Properties.VMProfile.EffectiveVMSize()))
 	if err := wait(); err != nil {
-		return RunResult{}, err
+		return resource.RunResult{}, err
 	}
-	progress(PhaseCustomizing, fmt.Sprintf("%d customizers", len(t.Properties.Customize)))
+	progress(build.PhaseCustomizing, fmt.Sprintf("%d customizers", len(t.Properties.Customize)))
 	for i, c := range t.Properties.Customize {
 		fmt.Fprintf(log, "customizer %d (%s %q)\n", i, c.Type, c.Name)
 		for _, uri := range []string{c.ScriptURI, c.SourceURI} {
 			if f, ok := run.Files[uri]; ok && uri != "" {
 				sum, err := fileSHA256(f.Path)
 				if err != nil {
-					return RunResult{}, fmt.Errorf("customizer %d: read %s: %w", i, uri, err)
+					return resource.RunResult{}, fmt.Errorf("customizer %d: read %s: %w", i, uri, err)
 				}
 				fmt.Fprintf(log, "  staged %s sha256 %s (%d bytes)\n", uri, sum, f.Size)
 			}
@@ -92,47 +99,48 @@ func (e StandInExecutor) Execute(ctx context.Context, run RunRequest, log io.Wri
 		for _, line := range c.Inline {
 			fmt.Fprintf(log, "  + %s\n", line)
 			if code := exitCode(line); code > 0 && c.Type == template.CustomizeShell {
-				return RunResult{}, fmt.Errorf("customizer %d (%s %q) failed: the script exited with status %d", i, c.Type, c.Name, code)
+				// The engine's own error, so the message reads as a real build's.
+				return resource.RunResult{}, &customize.StepError{Kind: customize.KindCustomizer, Index: i + 1, Total: len(t.Properties.Customize),
+					Name: c.Name, Type: c.Type, ExitCode: code}
 			}
 		}
 		if err := wait(); err != nil {
-			return RunResult{}, err
+			return resource.RunResult{}, err
 		}
 	}
 	if v := t.Properties.Validate; v != nil {
-		progress(PhaseValidating, fmt.Sprintf("%d validators", len(v.InVMValidations)))
+		progress(build.PhaseValidating, fmt.Sprintf("%d validators", len(v.InVMValidations)))
 		for i, c := range v.InVMValidations {
 			fmt.Fprintf(log, "validator %d (%s %q)\n", i, c.Type, c.Name)
 			if err := wait(); err != nil {
-				return RunResult{}, err
+				return resource.RunResult{}, err
 			}
 		}
 	}
-	progress(PhaseDistributing, fmt.Sprintf("%d targets", len(t.Properties.Distribute)))
+	progress(build.PhaseDistributing, fmt.Sprintf("%d targets", len(t.Properties.Distribute)))
 	raw := filepath.Join(run.WorkDir, "disk.raw")
 	if err := writeRawDisk(raw, size, fmt.Sprintf("goldsmith stand-in image of %s, run %s", run.TemplateID, run.RunID)); err != nil {
-		return RunResult{}, err
+		return resource.RunResult{}, err
 	}
 	rawSum, err := fileSHA256(raw)
 	if err != nil {
-		return RunResult{}, err
+		return resource.RunResult{}, err
 	}
 	osType := string(template.OSByPublisher(t.Properties.Source))
 	if osType == "" {
 		osType = "Linux"
 	}
-	var res RunResult
-	for _, dist := range t.Properties.Distribute {
-		o := Output{RunOutputName: dist.RunOutputName, Type: dist.Type, Path: raw, Format: "raw", SHA256: rawSum, Size: size,
-			OSType: osType, HyperVGeneration: "V1"}
+	res := resource.RunResult{OSType: osType, HyperVGeneration: "V1"}
+	for i, dist := range t.Properties.Distribute {
+		o := build.Output{RunOutputName: dist.RunOutputName, Type: dist.Type, Path: raw, Format: "raw", SHA256: rawSum, Size: size}
 		if dist.Type == template.DistributeVHD {
-			vhd := filepath.Join(run.WorkDir, safeName(dist.RunOutputName)+".vhd")
+			vhd := filepath.Join(run.WorkDir, fmt.Sprintf("output-%d.vhd", i+1))
 			if err := writeFixedVHD(raw, vhd); err != nil {
-				return RunResult{}, err
+				return resource.RunResult{}, err
 			}
 			sum, err := fileSHA256(vhd)
 			if err != nil {
-				return RunResult{}, err
+				return resource.RunResult{}, err
 			}
 			o.Path, o.Format, o.SHA256, o.Size = vhd, "vhd", sum, size+512
 		}
@@ -140,7 +148,7 @@ func (e StandInExecutor) Execute(ctx context.Context, run RunRequest, log io.Wri
 		res.Outputs = append(res.Outputs, o)
 	}
 	if err := wait(); err != nil {
-		return RunResult{}, err
+		return resource.RunResult{}, err
 	}
 	return res, nil
 }

@@ -1,0 +1,69 @@
+package machine
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// A pid file records the pid of a process a build started (QEMU, see
+// Config.PIDFile), so that when the supervisor dies (a killed server) the
+// next one can stop what it left: WritePIDFile writes one, ReadPIDFile and
+// KillRecorded read them. This file is the one place that knows their
+// format.
+
+// WritePIDFile records pid in path.
+func WritePIDFile(path string, pid int) error {
+	return os.WriteFile(path, []byte(strconv.Itoa(pid)+"\n"), 0o644)
+}
+
+// ReadPIDFile reads the pid recorded in path.
+func ReadPIDFile(path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return 0, fmt.Errorf("pid file %s: %w", path, err)
+	}
+	return pid, nil
+}
+
+// KillRecorded kills (SIGKILL) the processes recorded in the *.pid files of
+// dir and of its direct subdirectories, if they still run. Only a process
+// whose command line names dir, or whose working directory is in dir, is
+// killed: a recycled pid belongs to someone else.
+func KillRecorded(dir string) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
+	more, _ := filepath.Glob(filepath.Join(dir, "*", "*.pid"))
+	for _, f := range append(files, more...) {
+		pid, err := ReadPIDFile(f)
+		if err != nil || pid <= 1 || pid == os.Getpid() {
+			continue
+		}
+		if !processMentions(pid, dir) {
+			continue
+		}
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// processMentions tells whether the process has dir in its command line or
+// as (a parent of) its working directory.
+func processMentions(pid int, dir string) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	if strings.Contains(string(cmdline), dir) {
+		return true
+	}
+	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil && strings.HasPrefix(cwd, dir) {
+		return true
+	}
+	return false
+}

@@ -1,0 +1,74 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/goldsmith-dev/goldsmith/build"
+	"github.com/goldsmith-dev/goldsmith/customize"
+	"github.com/goldsmith-dev/goldsmith/download"
+	"github.com/goldsmith-dev/goldsmith/resource"
+)
+
+// engine runs the service's builds with the build engine: it adapts
+// build.Builder to resource.Executor.
+type engine struct {
+	builder build.Builder
+}
+
+// Execute implements resource.Executor.
+func (e *engine) Execute(ctx context.Context, run resource.RunRequest, log io.Writer, progress func(build.Phase, string)) (resource.RunResult, error) {
+	b := e.builder
+	// The service downloaded and verified every script and file when the
+	// template was submitted: the build reads those copies and nothing else.
+	staged := make(map[string]download.Local, len(run.Files))
+	for uri, f := range run.Files {
+		staged[uri] = download.Local{URI: uri, Path: f.Path, SHA256: f.SHA256, Size: f.Size}
+	}
+	b.Fetcher = customize.NewStagedFetcher(staged)
+	req := build.Request{
+		Template:  run.Template,
+		WorkDir:   filepath.Join(run.WorkDir, "scratch"),
+		OutputDir: filepath.Join(run.WorkDir, "out"),
+		Log:       log,
+		// AIB builds afresh on every run; a template opts in to the layer
+		// cache with a tag.
+		LayerCache: layerCacheOptIn(run.Template.Tags),
+		Progress: func(p build.Progress) {
+			detail := p.Message
+			if p.Steps > 0 {
+				detail = fmt.Sprintf("%s %d/%d %q (%s)", p.Phase, p.Step, p.Steps, p.StepName, p.StepType)
+			}
+			progress(p.Phase, detail)
+		},
+	}
+	res, err := b.Run(ctx, req)
+	if err != nil {
+		return resource.RunResult{}, err
+	}
+	// goldsmith builds BIOS (Hyper-V generation 1) images.
+	return resource.RunResult{Outputs: res.Outputs, OSType: osTypeName(res), HyperVGeneration: "V1"}, nil
+}
+
+// LayerCacheTag is the template tag that turns the layer cache on for a
+// template's runs: goldsmith.layerCache: enabled.
+const LayerCacheTag = "goldsmith.layerCache"
+
+func layerCacheOptIn(tags map[string]string) bool {
+	for k, v := range tags {
+		if strings.EqualFold(k, LayerCacheTag) && strings.EqualFold(v, "enabled") {
+			return true
+		}
+	}
+	return false
+}
+
+func osTypeName(res *build.Result) string {
+	if res.Manifest != nil && res.Manifest.OSType != "" {
+		return string(res.Manifest.OSType)
+	}
+	return "Linux"
+}
