@@ -339,4 +339,3 @@ func (v *ext4Volume) readFile(p string) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
-
