@@ -306,4 +306,3 @@ func TestReadErrors(t *testing.T) {
 		}
 	}
 }
-
