@@ -138,22 +138,11 @@ func (d *diskVolumes) get(dev string) (volume, string, error) {
 	return v, p.grubName(), nil
 }
 
-// partition parses GRUB's partition names on the first disk: hd0,gpt2,
-// hd0,msdos1 or hd0,2.
+// partition finds a partition by its GRUB name.
 func (d *diskVolumes) partition(dev string) (partition, error) {
-	disk, part, ok := strings.Cut(dev, ",")
-	if !ok || disk != "hd0" {
-		return partition{}, fmt.Errorf("device %q: only partitions of the first disk (hd0,...) are supported", dev)
-	}
-	scheme := ""
-	for _, s := range []string{"gpt", "msdos"} {
-		if strings.HasPrefix(part, s) {
-			scheme, part = s, part[len(s):]
-		}
-	}
-	n, err := strconv.Atoi(part)
-	if err != nil || strings.Contains(part, ",") {
-		return partition{}, fmt.Errorf("device %q: not a plain partition", dev)
+	scheme, n, err := parseGrubDevice(dev)
+	if err != nil {
+		return partition{}, err
 	}
 	for _, p := range d.parts {
 		if p.number == n && (scheme == "" || scheme == p.scheme) {
@@ -161,6 +150,25 @@ func (d *diskVolumes) partition(dev string) (partition, error) {
 		}
 	}
 	return partition{}, fmt.Errorf("device %q: no such partition", dev)
+}
+
+// parseGrubDevice parses GRUB's names of partitions on the first disk:
+// hd0,gpt2, hd0,msdos1 or hd0,2 (scheme "").
+func parseGrubDevice(dev string) (scheme string, number int, err error) {
+	disk, part, ok := strings.Cut(dev, ",")
+	if !ok || disk != "hd0" {
+		return "", 0, fmt.Errorf("device %q: only partitions of the first disk (hd0,...) are supported", dev)
+	}
+	for _, s := range []string{"gpt", "msdos"} {
+		if strings.HasPrefix(part, s) {
+			scheme, part = s, part[len(s):]
+		}
+	}
+	n, err := strconv.Atoi(part)
+	if err != nil || n < 1 {
+		return "", 0, fmt.Errorf("device %q: not a plain partition", dev)
+	}
+	return scheme, n, nil
 }
 
 // all implements volumes.

@@ -308,7 +308,10 @@ func (r *grubRun) condition(cond []stmt, uncertain bool) (ok, known bool, err er
 		if !isCmd {
 			return false, false, fmt.Errorf("line %d: compound statement in a condition", s.pos())
 		}
-		st, err := r.command(c, uncertain)
+		// A command's status is all a condition uses: run it as if it
+		// might not run, so a probe's --set (or an unknown command) makes
+		// things unknown instead of failing.
+		st, err := r.command(c, true)
 		if err != nil {
 			return false, false, err
 		}

@@ -105,10 +105,11 @@ func lexGrub(src string) ([]token, error) {
 				}
 				s := src[i+1 : i+1+end]
 				line += strings.Count(s, "\n")
-				lit(s, true)
+				lit(s, true) // even when empty: '' is an (empty) argument
 				i += end + 2
 			case '"':
 				w.plain = false
+				lit("", true) // "" is an (empty) argument
 				i++
 				closed := false
 				for i < len(src) {
@@ -355,7 +356,8 @@ func (p *parser) statement() (stmt, error) {
 		return nil, fmt.Errorf("line %d: %q is not supported", t.line, first.literal())
 	}
 	c := &command{line: t.line}
-	for p.i < len(p.toks) && !p.toks[p.i].newline {
+	// A "}" word closes a block even on the command's line ("{ linux /k }").
+	for p.i < len(p.toks) && !p.toks[p.i].newline && !p.toks[p.i].word.is("}") {
 		c.words = append(c.words, p.toks[p.i].word)
 		p.i++
 	}
