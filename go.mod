@@ -7,6 +7,7 @@ require (
 	github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v6 v6.4.0
 	github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources v1.2.0
 	github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/virtualmachineimagebuilder/armvirtualmachineimagebuilder/v2 v2.3.0
+	github.com/lima-vm/go-qcow2reader v0.6.0
 	github.com/spf13/cobra v1.10.1
 	golang.org/x/crypto v0.58.0
 	modernc.org/sqlite v1.60.1

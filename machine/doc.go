@@ -20,8 +20,10 @@
 //
 // Reboots. QEMU runs with -no-reboot, so a guest reboot ends the QEMU
 // process; its QMP SHUTDOWN event says guest-reset, and the VM starts QEMU
-// again on the same disk (through the disk's bootloader unless
-// Config.RestartBoot says otherwise) and counts the boot (Status.Boot). A
+// again on the same disk and counts the boot (Status.Boot). By default
+// (RestartFromBootConfig) it boots the kernel, initrd and command line that
+// the disk's own GRUB configuration names with direct kernel boot, and
+// through the disk's bootloader when they cannot be determined. A
 // command whose session ends because of it returns a *RebootError with
 // Started=true; a command issued after a reboot that happened while nothing
 // ran gets Started=false. A guest power-off (guest-shutdown) stops the VM

@@ -2,6 +2,9 @@ package machine
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -84,5 +87,59 @@ func TestRestartBootMode(t *testing.T) {
 	}
 	if inv := v.invocation(false, 1, 2); !strings.HasSuffix(inv.QMPSocket, "qmp-2.sock") {
 		t.Fatalf("QMP socket per boot: %s", inv.QMPSocket)
+	}
+}
+
+// TestRestartFromBootConfig: after a guest reset, the restart boots what
+// the disk's boot configuration names, and through the disk's bootloader
+// when that cannot be read.
+func TestRestartFromBootConfig(t *testing.T) {
+	fromDisk := KernelBoot{Kernel: "/vm/boot/kernel-1", Initrd: "/vm/boot/initrd-1", Cmdline: "BOOT_IMAGE=/boot/vmlinuz root=UUID=x ro marker", Entry: "Debian"}
+	for _, tc := range []struct {
+		name       string
+		mode       RestartBoot
+		readErr    error
+		wantRead   bool
+		wantKernel string
+		wantLog    string
+	}{
+		{"default reads the disk", RestartFromBootConfig, nil, true, fromDisk.Kernel, "direct kernel boot from the disk's boot configuration"},
+		{"unreadable falls back to the bootloader", RestartFromBootConfig, errors.New("grub.cfg: line 3: \"chainloader\" is not supported"), true, "", "chainloader"},
+		{"from disk never reads", RestartFromDisk, nil, false, "", ""},
+		{"with kernel reuses the first boot's", RestartWithKernel, nil, false, "/k", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			read := false
+			cfg := Config{Disk: "/d/disk.qcow2", DiskFormat: "qcow2", Kernel: "/k", Initrd: "/i", Cmdline: "root=/dev/vda", RestartBoot: tc.mode,
+				ReadBootConfig: func(ctx context.Context, disk, format, dir string) (KernelBoot, error) {
+					read = true
+					if disk != "/d/disk.qcow2" || format != "qcow2" || dir != "/t/boot" {
+						t.Errorf("reader got %s %s %s", disk, format, dir)
+					}
+					return fromDisk, tc.readErr
+				}}
+			v := &VM{cfg: cfg, dir: "/t", accel: AccelTCG, log: slog.New(slog.NewTextHandler(&logs, nil)), boot: 2, changed: make(chan struct{})}
+			v.readRestartBoot(context.Background())
+			if read != tc.wantRead {
+				t.Errorf("reader called %v, want %v", read, tc.wantRead)
+			}
+			inv := v.invocation(false, 1, 2)
+			if inv.Kernel != tc.wantKernel {
+				t.Errorf("kernel %q, want %q", inv.Kernel, tc.wantKernel)
+			}
+			if tc.wantKernel == fromDisk.Kernel && (inv.Initrd != fromDisk.Initrd || inv.Cmdline != fromDisk.Cmdline) {
+				t.Errorf("invocation %+v", inv)
+			}
+			if got := v.Status().KernelBoot; got != (tc.wantKernel != "") {
+				t.Errorf("Status.KernelBoot %v", got)
+			}
+			if !strings.Contains(logs.String(), tc.wantLog) {
+				t.Errorf("log lacks %q:\n%s", tc.wantLog, logs.String())
+			}
+			if first := v.invocation(true, 1, 1); first.Kernel != "/k" {
+				t.Errorf("first boot %+v", first)
+			}
+		})
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/goldsmith-dev/goldsmith/bootconfig"
 	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/machine/guestagent"
 )
@@ -28,13 +29,39 @@ import (
 type RestartBoot int
 
 const (
+	// RestartFromBootConfig reads the kernel, initrd and command line the
+	// disk's own GRUB would boot from the disk (quiescent once QEMU has
+	// exited) and boots them directly: what a customizer installed still
+	// runs, without the slow BIOS and GRUB path under TCG. When they cannot
+	// be determined, it falls back to RestartFromDisk. The default.
+	RestartFromBootConfig RestartBoot = iota
 	// RestartFromDisk boots through the disk's own bootloader (no -kernel),
-	// so a kernel a customizer installed is the one that runs. The default.
-	RestartFromDisk RestartBoot = iota
+	// so a kernel a customizer installed is the one that runs.
+	RestartFromDisk
 	// RestartWithKernel reuses Config.Kernel/Initrd/Cmdline: only for disks
 	// without a bootloader (bare filesystem images).
 	RestartWithKernel
 )
+
+// KernelBoot is a direct kernel boot: QEMU's -kernel, -initrd, -append.
+type KernelBoot struct {
+	Kernel, Initrd, Cmdline string
+	Entry                   string // the boot menu entry it comes from, for the log
+}
+
+// BootConfigReader reads what the disk's own bootloader would boot,
+// extracting the kernel and initrd into dir. An error means it cannot be
+// determined with confidence.
+type BootConfigReader func(ctx context.Context, disk, format, dir string) (KernelBoot, error)
+
+// ReadGrubBootConfig is the default BootConfigReader (package bootconfig).
+func ReadGrubBootConfig(ctx context.Context, disk, format, dir string) (KernelBoot, error) {
+	b, err := bootconfig.Read(ctx, disk, format, dir)
+	if err != nil {
+		return KernelBoot{}, err
+	}
+	return KernelBoot{Kernel: b.Kernel, Initrd: b.Initrd, Cmdline: b.Cmdline, Entry: b.Entry}, nil
+}
 
 // TCGCPUModel is the default emulated CPU: QEMU's qemu64 plus the
 // x86-64-v2 features (distributions such as RHEL 9 require them). "max" was
@@ -62,6 +89,8 @@ type Config struct {
 	Kernel, Initrd, Cmdline string
 	// RestartBoot is how QEMU boots after a guest reboot.
 	RestartBoot RestartBoot
+	// ReadBootConfig serves RestartFromBootConfig; default ReadGrubBootConfig.
+	ReadBootConfig BootConfigReader
 
 	CPUs      int    // default 2
 	MemoryMiB int    // default 2048
@@ -109,6 +138,9 @@ type Status struct {
 	// (counted when the guest resets, before it is up again).
 	Boot int
 	Err  error // why, in StateFailed
+	// KernelBoot says the current boot was started with direct kernel boot
+	// (-kernel), not through the disk's bootloader.
+	KernelBoot bool
 	// Changed is closed at the next change of State or Boot.
 	Changed <-chan struct{}
 }
@@ -135,6 +167,9 @@ type VM struct {
 	changed  chan struct{}
 	stopping bool
 	closing  bool
+	// restart is the direct kernel boot of the next restart, if any (set
+	// by supervise before it relaunches QEMU).
+	restart *KernelBoot
 
 	clientKeyPEM []byte // the build user's private key, for ClientKeyFile
 	signer       ssh.Signer
@@ -407,6 +442,8 @@ func (v *VM) invocation(first bool, port, boot int) qemuInvocation {
 	}
 	if first || v.cfg.RestartBoot == RestartWithKernel {
 		inv.Kernel, inv.Initrd, inv.Cmdline = v.cfg.Kernel, v.cfg.Initrd, v.cfg.Cmdline
+	} else if v.restart != nil {
+		inv.Kernel, inv.Initrd, inv.Cmdline = v.restart.Kernel, v.restart.Initrd, v.restart.Cmdline
 	}
 	return inv
 }
@@ -484,7 +521,11 @@ func (v *VM) setState(s State, err error) {
 func (v *VM) Status() Status {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return Status{State: v.state, Boot: v.boot, Err: v.err, Changed: v.changed}
+	kernel := v.cfg.Kernel != ""
+	if v.boot > 1 {
+		kernel = v.cfg.RestartBoot == RestartWithKernel || v.restart != nil
+	}
+	return Status{State: v.state, Boot: v.boot, Err: v.err, KernelBoot: kernel, Changed: v.changed}
 }
 
 // Accel is the accelerator the VM runs under.
@@ -539,6 +580,7 @@ func (v *VM) supervise() {
 		v.mu.Unlock()
 
 		v.log.Info("guest rebooted; starting qemu again", "boot", v.Status().Boot)
+		v.readRestartBoot(v.superCtx)
 		next, err := v.launch(v.superCtx, false)
 
 		v.mu.Lock()
@@ -570,6 +612,38 @@ func (v *VM) supervise() {
 		v.setState(StateRunning, nil)
 		v.mu.Unlock()
 	}
+}
+
+// readRestartBoot decides how the next restart boots: with
+// RestartFromBootConfig, from the boot configuration on the disk if it can
+// be read, else through the disk's bootloader. QEMU has exited, so the disk
+// is quiescent.
+func (v *VM) readRestartBoot(ctx context.Context) {
+	var next *KernelBoot
+	if v.cfg.RestartBoot == RestartFromBootConfig {
+		read := v.cfg.ReadBootConfig
+		if read == nil {
+			read = ReadGrubBootConfig
+		}
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		start := time.Now()
+		v.mu.Lock()
+		disk, format := v.cfg.Disk, v.cfg.DiskFormat
+		v.mu.Unlock()
+		b, err := read(ctx, disk, format, filepath.Join(v.dir, "boot"))
+		cancel()
+		if err != nil {
+			v.log.Warn("cannot tell what the disk's bootloader would boot; restarting through it (BIOS and GRUB)", "err", err)
+		} else {
+			v.log.Info("restarting with direct kernel boot from the disk's boot configuration",
+				"entry", b.Entry, "kernel", b.Kernel, "initrd", b.Initrd, "cmdline", b.Cmdline,
+				"took", time.Since(start).Round(time.Millisecond))
+			next = &b
+		}
+	}
+	v.mu.Lock()
+	v.restart = next
+	v.mu.Unlock()
 }
 
 // waitStopped waits until QEMU has exited for good.
