@@ -31,6 +31,16 @@ const copyChunk = 8 << 20
 // progress is first called; the last call reports the file size, before
 // dst is synced.
 func CopySparseProgress(ctx context.Context, dst, src string, progress func(done int64)) (err error) {
+	return copySparse(ctx, dst, src, progress, true)
+}
+
+// CloneSparse is CopySparse without the final fsync: for copies that are
+// caches or scratch (a VM's memory file), where a crash may lose them.
+func CloneSparse(ctx context.Context, dst, src string) error {
+	return copySparse(ctx, dst, src, nil, false)
+}
+
+func copySparse(ctx context.Context, dst, src string, progress func(done int64), sync bool) (err error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -100,6 +110,9 @@ func CopySparseProgress(ctx context.Context, dst, src string, progress func(done
 		off = end
 	}
 	progress(size)
+	if !sync {
+		return nil
+	}
 	return out.Sync()
 }
 

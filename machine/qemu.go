@@ -22,6 +22,10 @@ type qemuInvocation struct {
 	FwCfg      []fwCfgFile
 	// Incoming starts QEMU paused, waiting for a saved state (Restore).
 	Incoming bool
+	// RAMFile, when set, backs the guest's memory with a shared file (on
+	// tmpfs): a checkpoint then copies the file's data instead of
+	// migrating memory page by page, and a restore maps a copy.
+	RAMFile string
 }
 
 // bootArgs is how one QEMU process booted: direct kernel boot, or through
@@ -37,7 +41,7 @@ type fwCfgFile struct{ Name, File string }
 func (q qemuInvocation) args() []string {
 	a := []string{
 		"-name", "goldsmith-build",
-		"-machine", "q35",
+		"-machine", q.machine(),
 		"-accel", string(q.Accel),
 		"-cpu", q.CPUModel,
 		"-smp", fmt.Sprint(q.CPUs),
@@ -55,6 +59,9 @@ func (q qemuInvocation) args() []string {
 		// to reseed its random number generator.
 		"-device", "vmgenid,guid=auto",
 	}
+	if q.RAMFile != "" {
+		a = append(a, "-object", fmt.Sprintf("memory-backend-file,id=%s,size=%dM,mem-path=%s,share=on", ramID, q.MemoryMiB, qemuOpt(q.RAMFile)))
+	}
 	if q.Incoming {
 		a = append(a, "-S", "-incoming", "defer")
 	}
@@ -71,6 +78,16 @@ func (q qemuInvocation) args() []string {
 		a = append(a, "-fw_cfg", "name="+qemuOpt(f.Name)+",file="+qemuOpt(f.File))
 	}
 	return a
+}
+
+// ramID names the file-backed memory backend.
+const ramID = "ram0"
+
+func (q qemuInvocation) machine() string {
+	if q.RAMFile != "" {
+		return "q35,memory-backend=" + ramID
+	}
+	return "q35"
 }
 
 // qemuOpt escapes a value inside a QEMU option string (a comma is doubled).

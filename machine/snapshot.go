@@ -10,11 +10,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/internal/shellquote"
 )
 
@@ -76,7 +79,7 @@ type Saved struct {
 func (v *VM) Checkpoint(ctx context.Context, c Checkpoint) (Saved, error) {
 	start := time.Now()
 	v.mu.Lock()
-	inst, state, disk := v.inst, v.state, v.cfg.Disk
+	inst, state, frozen := v.inst, v.state, v.cfg.Disk
 	boot := v.instBoot
 	v.mu.Unlock()
 	if state != StateRunning || inst == nil || !inst.alive() {
@@ -113,10 +116,18 @@ func (v *VM) Checkpoint(ctx context.Context, c Checkpoint) (Saved, error) {
 	v.cfg.Disk, v.cfg.DiskFormat = c.NewDisk, "qcow2"
 	v.mu.Unlock()
 
-	saved := Saved{Disk: disk, Kernel: boot.Kernel, Initrd: boot.Initrd, Cmdline: boot.Cmdline, Identity: v.Identity()}
+	saved := Saved{Disk: frozen, Kernel: boot.Kernel, Initrd: boot.Initrd, Cmdline: boot.Cmdline, Identity: v.Identity()}
 	if c.StateFile != "" {
 		if err := saveState(ctx, v.log, q, c.StateFile); err != nil {
 			return Saved{}, fmt.Errorf("machine: checkpoint: %w", err)
+		}
+		if v.ramFile != "" {
+			// The memory is not in the state: copy its file, while the
+			// guest is paused.
+			if err := disk.CloneSparse(ctx, c.StateFile+ramSuffix, v.ramFile); err != nil {
+				os.Remove(c.StateFile)
+				return Saved{}, fmt.Errorf("machine: checkpoint: save the guest's memory: %w", err)
+			}
 		}
 		saved.StateFile = c.StateFile
 	}
@@ -124,7 +135,7 @@ func (v *VM) Checkpoint(ctx context.Context, c Checkpoint) (Saved, error) {
 		return Saved{}, fmt.Errorf("machine: checkpoint: resume: %w", err)
 	}
 	saved.Took = time.Since(start)
-	v.log.Info("checkpoint", "frozen", disk, "state", c.StateFile, "took", saved.Took.Round(time.Millisecond))
+	v.log.Info("checkpoint", "frozen", frozen, "state", c.StateFile, "took", saved.Took.Round(time.Millisecond))
 	return saved, nil
 }
 
@@ -260,28 +271,42 @@ func (v *VM) adopt(ctx context.Context, old Identity) error {
 	if code != 0 {
 		return fmt.Errorf("replacing the restored guest's identity: exit code %d: %s", code, strings.TrimSpace(out.String()))
 	}
+	// Keep the connection: its session keys are its own, and a handshake
+	// costs about a second under emulation. New connections (after a
+	// reboot) use the new identity.
+	c.mu.Lock()
+	client, boot, id := c.client, c.clientBoot, c.bootID
+	c.client = nil
+	c.mu.Unlock()
+	v.comm.mu.Lock()
+	v.comm.client, v.comm.clientBoot, v.comm.bootID = client, boot, id
+	v.comm.mu.Unlock()
 	return nil
 }
 
 // adoptScript reads, from stdin: the time (seconds.nanoseconds since the
 // epoch), a hex seed, the new authorized_keys line, and the new PEM host
-// key. sshd is reloaded so new connections see the new host key; the
-// session running this script survives the reload.
-const adoptScript = `set -eu
+// key. It runs as root (one sudo: each costs a fraction of a second under
+// emulation). sshd is told to reload so new connections see the new host
+// key; the session running this script survives the reload.
+const adoptScript = `sudo -n sh -c '
+set -eu
 IFS= read -r now
 IFS= read -r seed
 IFS= read -r authkey
 hostkey=$(cat)
-sudo -n date -u -s "@$now" >/dev/null
-printf '%s' "$seed" | sudo -n tee /dev/urandom >/dev/null
+date -u -s "@$now" >/dev/null
+printf "%s" "$seed" >/dev/urandom
+home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
 umask 077
-printf '%s\n' "$authkey" >"$HOME/.ssh/authorized_keys.new"
-mv -f "$HOME/.ssh/authorized_keys.new" "$HOME/.ssh/authorized_keys"
-printf '%s\n' "$hostkey" | sudo -n tee /etc/ssh/ssh_host_ed25519_key.new >/dev/null
-sudo -n mv -f /etc/ssh/ssh_host_ed25519_key.new /etc/ssh/ssh_host_ed25519_key
-sudo -n sh -c 'ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key >/etc/ssh/ssh_host_ed25519_key.pub'
-sudo -n systemctl reload ssh 2>/dev/null || sudo -n systemctl reload sshd 2>/dev/null || sudo -n pkill -HUP -x sshd
-`
+printf "%s\n" "$authkey" >"$home/.ssh/authorized_keys.new"
+chown "$SUDO_USER:" "$home/.ssh/authorized_keys.new"
+mv -f "$home/.ssh/authorized_keys.new" "$home/.ssh/authorized_keys"
+printf "%s\n" "$hostkey" >/etc/ssh/ssh_host_ed25519_key.new
+mv -f /etc/ssh/ssh_host_ed25519_key.new /etc/ssh/ssh_host_ed25519_key
+ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key >/etc/ssh/ssh_host_ed25519_key.pub
+if [ -r /run/sshd.pid ]; then kill -HUP "$(cat /run/sshd.pid)"; else systemctl reload ssh; fi
+'`
 
 // Disk is the disk the VM writes to now (it changes at every checkpoint).
 func (v *VM) Disk() string {
@@ -289,3 +314,58 @@ func (v *VM) Disk() string {
 	defer v.mu.Unlock()
 	return v.cfg.Disk
 }
+
+// shmDir is where a VM's directory goes when it can: on tmpfs, so the
+// guest's memory can be a file there (see qemuInvocation.RAMFile).
+const shmDir = "/dev/shm"
+
+// vmDir makes a VM's private directory (QMP sockets, fw_cfg files, boot
+// files) and names its memory file, which is empty when there is no tmpfs.
+func vmDir() (dir, ramFile string, err error) {
+	if memoryOnTmpfs() {
+		if dir, err := os.MkdirTemp(shmDir, "goldsmith-vm-"); err == nil {
+			return dir, filepath.Join(dir, "ram"), nil
+		}
+	}
+	dir, err = os.MkdirTemp("", "goldsmith-vm-")
+	return dir, "", err
+}
+
+func memoryOnTmpfs() bool {
+	var st syscall.Statfs_t
+	return syscall.Statfs(shmDir, &st) == nil && st.Type == tmpfsMagic && syscall.Access(shmDir, 2) == nil
+}
+
+const tmpfsMagic = 0x01021994
+
+// StateFormat names how this host saves a VM's memory with its state; a
+// state can only be restored where the format is the same.
+func StateFormat() string {
+	if memoryOnTmpfs() {
+		return "memory-file-1"
+	}
+	return "migration-1"
+}
+
+// prepareRAM gives a QEMU process its memory file: a copy of the saved one
+// for a restore, else a new, empty one (QEMU creates it), so a restart
+// after a guest reboot starts from zeroed memory like a real reboot.
+func (v *VM) prepareRAM(ctx context.Context, restore bool) error {
+	if v.ramFile == "" {
+		return nil
+	}
+	if err := os.Remove(v.ramFile); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	if !restore {
+		return nil
+	}
+	saved := v.cfg.Restore.StateFile + ramSuffix
+	if err := disk.CloneSparse(ctx, v.ramFile, saved); err != nil {
+		return fmt.Errorf("restore the guest's memory: %w", err)
+	}
+	return nil
+}
+
+// ramSuffix names a saved state's memory file beside the state file.
+const ramSuffix = ".ram"

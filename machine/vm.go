@@ -170,6 +170,8 @@ type VM struct {
 	// restart is the direct kernel boot of the next restart, if any (set
 	// by supervise before it relaunches QEMU).
 	restart *KernelBoot
+	// ramFile backs the guest's memory ("" : anonymous memory).
+	ramFile string
 
 	clientKeyPEM []byte // the build user's private key, for ClientKeyFile
 	signer       ssh.Signer
@@ -270,14 +272,14 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		}
 	}
 
-	dir, err := os.MkdirTemp("", "goldsmith-vm-")
+	dir, ramFile, err := vmDir()
 	if err != nil {
 		return nil, fmt.Errorf("machine: temp dir: %w", err)
 	}
 	superCtx, cancel := context.WithCancel(context.Background())
 	v := &VM{
 		cfg: cfg, log: log, dir: dir, accel: accel,
-		superCtx: superCtx, cancel: cancel,
+		superCtx: superCtx, cancel: cancel, ramFile: ramFile,
 		changed: make(chan struct{}),
 	}
 	v.conOut = io.Writer(&v.console)
@@ -411,6 +413,9 @@ func (v *VM) launch(ctx context.Context, first bool) (*instance, error) {
 			port = p
 		}
 		inv := v.invocation(first, port, boot)
+		if err := v.prepareRAM(ctx, inv.Incoming); err != nil {
+			return nil, err
+		}
 		inst, err := v.startInstance(ctx, inv)
 		if err == nil {
 			v.mu.Lock()
@@ -436,7 +441,7 @@ func (v *VM) invocation(first bool, port, boot int) qemuInvocation {
 	v.mu.Unlock()
 	inv := qemuInvocation{
 		Accel: v.accel, CPUModel: v.cfg.CPUModel, CPUs: v.cfg.CPUs, MemoryMiB: v.cfg.MemoryMiB,
-		Disk: disk, DiskFormat: format, Incoming: first && v.cfg.Restore != nil,
+		Disk: disk, DiskFormat: format, Incoming: first && v.cfg.Restore != nil, RAMFile: v.ramFile,
 		SSHPort: port, QMPSocket: filepath.Join(v.dir, fmt.Sprintf("qmp-%d.sock", boot)),
 		FwCfg: v.fwcfg,
 	}
@@ -497,6 +502,16 @@ func (v *VM) startInstance(ctx context.Context, inv qemuInvocation) (*instance, 
 	// a migration, it does not apply to that migration's first pass.
 	if _, err := q.execute(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(64) << 30}); err != nil {
 		v.log.Warn("migration bandwidth", "err", err)
+	}
+	if inv.RAMFile != "" {
+		// Memory in the shared file is not migrated: checkpoints copy the
+		// file, restores map a copy.
+		if _, err := q.execute(ctx, "migrate-set-capabilities", map[string]any{
+			"capabilities": []map[string]any{{"capability": "x-ignore-shared", "state": true}}}); err != nil {
+			_ = proc.Signal(syscall.SIGKILL)
+			<-inst.exited
+			return nil, fmt.Errorf("starting qemu: %w", err)
+		}
 	}
 	return inst, nil
 }
