@@ -48,8 +48,33 @@ func KillRecorded(dir string) {
 		if !processMentions(pid, dir) {
 			continue
 		}
+		shm := vmShmDir(pid)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
+		if shm != "" {
+			// The guest's memory file (tmpfs) would outlive the process.
+			_ = os.RemoveAll(shm)
+		}
 	}
+}
+
+// vmShmDir is the VM directory on tmpfs that the QEMU process's memory file
+// is in, if any.
+func vmShmDir(pid int) string {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return ""
+	}
+	for _, arg := range strings.Split(string(cmdline), "\x00") {
+		for _, opt := range strings.Split(arg, ",") {
+			if p, ok := strings.CutPrefix(opt, "mem-path="); ok {
+				d := filepath.Dir(p)
+				if filepath.Dir(d) == shmDir && strings.HasPrefix(filepath.Base(d), "goldsmith-vm-") {
+					return d
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // processMentions tells whether the process has dir in its command line or

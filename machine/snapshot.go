@@ -369,3 +369,38 @@ func (v *VM) prepareRAM(ctx context.Context, restore bool) error {
 
 // ramSuffix names a saved state's memory file beside the state file.
 const ramSuffix = ".ram"
+
+// sweepStaleVMDirs removes VM directories on tmpfs that no process uses: a
+// goldsmith killed with its VMs leaves their memory files behind, and tmpfs
+// is memory. Directories younger than a minute are left alone (a VM may be
+// starting).
+func sweepStaleVMDirs(log *slog.Logger) {
+	dirs, _ := filepath.Glob(filepath.Join(shmDir, "goldsmith-vm-*"))
+	if len(dirs) == 0 {
+		return
+	}
+	var cmdlines []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil {
+			cmdlines = append(cmdlines, string(b))
+		}
+	}
+	for _, d := range dirs {
+		st, err := os.Stat(d)
+		if err != nil || time.Since(st.ModTime()) < time.Minute {
+			continue
+		}
+		used := false
+		for _, c := range cmdlines {
+			if strings.Contains(c, d) {
+				used = true
+				break
+			}
+		}
+		if !used {
+			log.Info("removing a build VM's directory left by a process that died", "dir", d)
+			os.RemoveAll(d)
+		}
+	}
+}

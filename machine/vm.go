@@ -272,6 +272,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		}
 	}
 
+	sweepStaleVMDirs(log)
 	dir, ramFile, err := vmDir()
 	if err != nil {
 		return nil, fmt.Errorf("machine: temp dir: %w", err)
