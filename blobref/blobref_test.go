@@ -85,7 +85,7 @@ func TestRelease(t *testing.T) {
 		return f.refs.Acquire(ctx, tx, "eastus", other, "version#1")
 	})
 	steps := []struct {
-		region, holder string
+		region, holder  string
 		westus2, eastus bool // whether each region's copy stays
 	}{
 		{"westus2", "image#1", true, true},
