@@ -15,6 +15,7 @@ import (
 	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/internal/standin"
 	"github.com/goldsmith-dev/goldsmith/resource"
+	"github.com/goldsmith-dev/goldsmith/runner"
 	"github.com/goldsmith-dev/goldsmith/server"
 	"github.com/goldsmith-dev/goldsmith/source"
 	"github.com/goldsmith-dev/goldsmith/store"
@@ -37,7 +38,7 @@ type siteOptions struct {
 	// Executor runs the builds; default the stand-in (internal/standin),
 	// unless Builder is set: then the build engine runs them, resolving
 	// platform images with Platform.
-	Executor resource.Executor
+	Executor runner.Executor
 	Builder  *build.Builder
 	Platform source.Platform
 	PageSize int

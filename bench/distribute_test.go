@@ -17,6 +17,7 @@ import (
 	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
+	"github.com/goldsmith-dev/goldsmith/runner"
 	"github.com/goldsmith-dev/goldsmith/server"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
@@ -94,8 +95,8 @@ type outputs struct {
 	done chan time.Time
 }
 
-func (o outputs) Execute(ctx context.Context, run resource.RunRequest, _ io.Writer, progress func(build.Phase, string)) (resource.RunResult, error) {
-	res := resource.RunResult{OSType: "Linux", HyperVGeneration: "V1"}
+func (o outputs) Execute(ctx context.Context, run runner.Request, _ io.Writer, progress func(build.Phase, string)) (runner.Result, error) {
+	res := runner.Result{OSType: "Linux", HyperVGeneration: "V1"}
 	for _, d := range run.Template.Properties.Distribute {
 		src, sum, size, format := o.im.qcow2, o.im.qcow2SHA, o.im.qcow2Size, "qcow2"
 		if d.Type == template.DistributeVHD {

@@ -2,15 +2,10 @@ package resource
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"os"
 	"strings"
 
 	"github.com/goldsmith-dev/goldsmith/build"
-	"github.com/goldsmith-dev/goldsmith/queue"
 	"github.com/goldsmith-dev/goldsmith/store"
-	"github.com/goldsmith-dev/goldsmith/template"
 )
 
 // RetryDistribution publishes again the targets of the template's latest
@@ -57,7 +52,7 @@ func (s *Service) RetryDistribution(ctx context.Context, templateID, runID strin
 		}
 		r.State, r.SubState, r.Message, r.EndTime = RunRunning, string(build.PhaseDistributing), "", nil
 		r.OperationID, r.CancelOperationID = op.ID, ""
-		r.JobID, err = s.q.Enqueue(ctx, tx, queue.NewJob{Kind: jobRedistribute, Ref: r.ID, Payload: runPayload{Run: r.ID}})
+		r.JobID, err = s.runs.Redistribute(ctx, tx, r.ID)
 		if err != nil {
 			return err
 		}
@@ -69,41 +64,4 @@ func (s *Service) RetryDistribution(ctx context.Context, templateID, runID strin
 		return tx.PutJSON(ctx, t.ID, TypeImageTemplate, t)
 	})
 	return op, err
-}
-
-// redistributeHandler runs a retried distribution; an interruption ends
-// the run as a run's does.
-type redistributeHandler struct{ runHandler }
-
-func (h redistributeHandler) Work(ctx context.Context, job queue.Job) error {
-	s := h.s
-	r, t, log, err := s.loadJob(ctx, job)
-	if err != nil || log == nil {
-		return err
-	}
-	defer log.Close()
-	logf(log, "goldsmith: retrying the distribution of run %s from its kept build outputs", r.RunID)
-	types := map[string]template.DistributeType{}
-	for _, d := range t.Template.Properties.Distribute {
-		types[strings.ToLower(d.RunOutputName)] = d.Type
-	}
-	var res RunResult
-	gone := map[string]error{}
-	for _, k := range r.Kept {
-		o := build.Output{RunOutputName: k.RunOutputName, Type: types[strings.ToLower(k.RunOutputName)], Path: s.abs(k.Path), Format: k.Format,
-			SHA256: k.SHA256, Size: k.Size}
-		res.OSType, res.HyperVGeneration = k.OSType, k.HyperVGeneration // one image: the same for every output
-		if _, err := os.Stat(o.Path); err != nil {
-			gone[strings.ToLower(k.RunOutputName)] = fmt.Errorf("the kept build output is gone (%v): run the template again", err)
-		}
-		res.Outputs = append(res.Outputs, o)
-	}
-	err = s.distribute(ctx, job, r.ID, res, gone, log, true)
-	if err != nil && !errors.Is(context.Cause(ctx), queue.ErrStopping) && !errors.Is(context.Cause(ctx), queue.ErrLeaseLost) {
-		msg := "goldsmith failed to retry the distribution: " + err.Error()
-		if ferr := s.finishRun(ctx, job, r.ID, RunFailed, msg, nil); ferr != nil {
-			return errors.Join(err, ferr)
-		}
-	}
-	return err
 }

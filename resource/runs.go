@@ -5,25 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/goldsmith-dev/goldsmith/template"
 	"io"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/goldsmith-dev/goldsmith/build"
-	"github.com/goldsmith-dev/goldsmith/machine"
-	"github.com/goldsmith-dev/goldsmith/queue"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
 	"github.com/goldsmith-dev/goldsmith/store"
 )
-
-// runPayload is the payload of a run job.
-type runPayload struct {
-	Run string `json:"run"` // the run's id
-}
 
 // StartRun starts a run of a template (AIB's POST .../run): the run is
 // queued and the returned operation reports its end. A template that is
@@ -78,7 +70,7 @@ func (s *Service) startRunTx(ctx context.Context, tx *store.Tx, t *ImageTemplate
 		StartTime: tx.Now(), OperationID: op.ID,
 		LogPath: path.Join(s.stagingDir(t.ExactStagingResourceGroup), "packerlogs", runID, "customization.log"),
 		WorkDir: path.Join("work", runID)}
-	r.JobID, err = s.q.Enqueue(ctx, tx, queue.NewJob{Kind: jobRun, Ref: r.ID, Payload: runPayload{Run: r.ID}})
+	r.JobID, err = s.runs.Run(ctx, tx, r.ID)
 	if err != nil {
 		return Run{}, err
 	}
@@ -155,11 +147,11 @@ func (s *Service) cancelRunTx(ctx context.Context, tx *store.Tx, t *ImageTemplat
 	if _, err := tx.GetJSON(ctx, t.ID+"/runs/"+t.ActiveRun, &r); err != nil {
 		return err
 	}
-	state, err := s.q.Cancel(ctx, tx, r.JobID)
+	running, err := s.runs.Cancel(ctx, tx, r.JobID)
 	if err != nil {
 		return err
 	}
-	if state == queue.Running {
+	if running {
 		r.State = RunCanceling
 		if err := tx.PutJSON(ctx, r.ID, TypeRun, r); err != nil {
 			return err
@@ -289,238 +281,116 @@ func (s *Service) dropKept(ctx context.Context, tx *store.Tx, templateID string)
 	return nil
 }
 
-// errBuildTimeout ends a build that ran past buildTimeoutInMinutes.
-var errBuildTimeout = errors.New("build timeout")
-
-type runHandler struct{ s *Service }
-
-// Work runs one build: the Executor builds, then the outputs are distributed.
-// Whatever goes wrong, the run ends with a message saying what (unless the
-// server is stopping: then Interrupted reports it).
-func (h runHandler) Work(ctx context.Context, job queue.Job) error {
-	err := h.work(ctx, job)
-	cause := context.Cause(ctx)
-	if err == nil || errors.Is(cause, queue.ErrStopping) || errors.Is(cause, queue.ErrLeaseLost) {
-		return err
-	}
-	var p runPayload
-	if jerr := json.Unmarshal(job.Payload, &p); jerr != nil {
-		return err
-	}
-	state, msg := RunFailed, "goldsmith failed to run the build: "+err.Error()
-	if errors.Is(cause, queue.ErrCanceled) {
-		state, msg = RunCanceled, "The run was canceled."
-	}
-	ctx = context.WithoutCancel(ctx)
-	if ferr := h.s.st.Update(ctx, func(tx *store.Tx) error {
-		return h.s.finishRunTx(ctx, tx, job, p.Run, state, msg, nil)
-	}); ferr != nil {
-		return errors.Join(err, ferr)
-	}
-	return err
-}
-
-// loadJob reads a run job's run and template and opens the run's log. A run
-// that is no longer active gives a nil log (nothing to do).
-func (s *Service) loadJob(ctx context.Context, job queue.Job) (Run, ImageTemplate, *os.File, error) {
-	var p runPayload
-	var r Run
-	var t ImageTemplate
-	if err := json.Unmarshal(job.Payload, &p); err != nil {
-		return r, t, nil, fmt.Errorf("decode job: %w", err)
-	}
-	err := s.st.View(ctx, func(tx *store.Tx) error {
-		if _, err := tx.GetJSON(ctx, p.Run, &r); err != nil {
-			return err
-		}
-		_, err := tx.GetJSON(ctx, r.TemplateID, &t)
-		return err
-	})
-	if err != nil {
-		return r, t, nil, fmt.Errorf("load run %s: %w", p.Run, err)
-	}
-	if !r.Active() {
-		return r, t, nil, nil
-	}
-	log, err := s.openRunLog(r)
-	return r, t, log, err
-}
-
-func (h runHandler) work(ctx context.Context, job queue.Job) error {
-	s := h.s
-	r, t, log, err := s.loadJob(ctx, job)
-	if err != nil || log == nil {
-		return err
-	}
-	defer log.Close()
-	workDir := s.abs(r.WorkDir)
-	if err := os.MkdirAll(workDir, 0o700); err != nil {
-		return fmt.Errorf("create work directory: %w", err)
-	}
-	defer func() {
-		if cause := context.Cause(ctx); !errors.Is(cause, queue.ErrStopping) && !errors.Is(cause, queue.ErrLeaseLost) {
-			machine.KillRecorded(workDir)
-			_ = os.RemoveAll(workDir)
-		}
-	}()
-	timeout := time.Duration(t.Template.Properties.EffectiveTimeoutMinutes()) * time.Minute
-	bctx, cancel := context.WithTimeoutCause(ctx, timeout, errBuildTimeout)
-	defer cancel()
-
-	logf(log, "goldsmith: run %s (number %d) of image template %s started on %s", r.RunID, r.Number, t.ID, job.Owner)
-	files := make(map[string]LocalFile, len(t.StagedFiles))
-	for _, f := range t.StagedFiles {
-		files[f.URI] = LocalFile{Path: s.abs(f.Path), SHA256: f.SHA256, Size: f.Size}
-	}
-	var phaseMu sync.Mutex
-	phase := string(build.PhaseQueued) // a runSubState
-	progress := func(ph build.Phase, detail string) {
-		sub := ph.RunSubState()
-		phaseMu.Lock()
-		phase = sub
-		phaseMu.Unlock()
-		if err := s.setPhase(context.WithoutCancel(ctx), r.ID, sub); err != nil {
-			s.log.Warn("record run phase", "run", r.ID, "err", err)
-		}
-		logf(log, "==> %s: %s", sub, detail)
-	}
-	tmpl, err := s.pinSource(ctx, t)
-	if err != nil {
-		logf(log, "goldsmith: %v", err)
-		return s.finishRun(ctx, job, r.ID, RunFailed, err.Error(), nil)
-	}
-	req := RunRequest{RunID: r.RunID, TemplateID: t.ID, Template: tmpl, Files: files, WorkDir: workDir}
-	res, execErr := s.exec.Execute(withRunLocation(bctx, t.Location), req, log, progress)
-	if execErr == nil && bctx.Err() == nil {
-		if phase != string(build.PhaseDistributing) {
-			progress(build.PhaseDistributing, "publishing the outputs")
-		}
-		return s.distribute(bctx, job, r.ID, res, nil, log, false)
-	}
-	cause := context.Cause(bctx)
-	phaseMu.Lock()
-	last := phase
-	phaseMu.Unlock()
-	switch {
-	case errors.Is(cause, queue.ErrStopping), errors.Is(cause, queue.ErrLeaseLost):
-		logf(log, "goldsmith: the run was interrupted: %v", cause)
-		return cause // the queue calls Interrupted
-	case errors.Is(cause, queue.ErrCanceled):
-		logf(log, "goldsmith: the run was canceled during %s", last)
-		return s.finishRun(ctx, job, r.ID, RunCanceled, fmt.Sprintf("The run was canceled during %s.", last), nil)
-	case errors.Is(cause, errBuildTimeout):
-		msg := fmt.Sprintf("The build timed out after %d minutes (buildTimeoutInMinutes) during %s.", t.Template.Properties.EffectiveTimeoutMinutes(), last)
-		logf(log, "goldsmith: %s", msg)
-		return s.finishRun(ctx, job, r.ID, RunFailed, msg, &OperationError{Code: "BuildTimeout", Message: msg})
-	}
-	if execErr == nil {
-		execErr = bctx.Err()
-	}
-	logf(log, "goldsmith: the run failed during %s: %v", last, execErr)
-	return s.finishRun(ctx, job, r.ID, RunFailed, execErr.Error(), nil)
-}
-
-// Interrupted reports a run whose server died or stopped as Failed, stops
-// the processes it left and removes its scratch files.
-func (h runHandler) Interrupted(ctx context.Context, tx *store.Tx, job queue.Job, cause error) (bool, error) {
-	s := h.s
-	var p runPayload
-	if err := json.Unmarshal(job.Payload, &p); err != nil {
-		return false, err
-	}
-	var r Run
-	if _, err := tx.GetJSON(ctx, p.Run, &r); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return false, nil
-		}
-		return false, err
-	}
-	workDir := s.abs(r.WorkDir)
-	machine.KillRecorded(workDir)
-	if err := os.RemoveAll(workDir); err != nil {
-		s.log.Warn("remove work directory", "dir", workDir, "err", err)
-	}
-	if !r.Active() {
-		return false, nil
-	}
-	state, msg := RunFailed, fmt.Sprintf("The run was interrupted during %s: %v. Run the template again.", r.SubState, cause)
-	if errors.Is(cause, queue.ErrStopping) {
-		msg = fmt.Sprintf("The run was interrupted during %s because the goldsmith server stopped. Run the template again.", r.SubState)
-	} else {
-		msg = fmt.Sprintf("The run was interrupted during %s: the goldsmith server running it stopped unexpectedly (%v). Run the template again.", r.SubState, cause)
-	}
-	if r.State == RunCanceling {
-		state, msg = RunCanceled, fmt.Sprintf("The run was canceled during %s.", r.SubState)
-	}
-	if f, err := s.openRunLog(r); err == nil {
-		logf(f, "goldsmith: %s", msg)
-		f.Close()
-	}
-	var t ImageTemplate
-	_, err := tx.GetJSON(ctx, r.TemplateID, &t)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return false, err
-	}
-	tp := &t
-	if err != nil {
-		tp = nil
-	}
-	if err := s.endRun(ctx, tx, tp, &r, state, msg, &OperationError{Code: "RunInterrupted", Message: msg}); err != nil {
-		return false, err
-	}
-	if tp != nil {
-		return false, tx.PutJSON(ctx, t.ID, TypeImageTemplate, t)
-	}
-	return false, nil
-}
-
-// finishRun ends a run and its job in one transaction.
-func (s *Service) finishRun(ctx context.Context, job queue.Job, runID, state, message string, opErr *OperationError) error {
-	ctx = context.WithoutCancel(ctx)
-	return s.st.Update(ctx, func(tx *store.Tx) error {
-		return s.finishRunTx(ctx, tx, job, runID, state, message, opErr)
-	})
-}
-
-func (s *Service) finishRunTx(ctx context.Context, tx *store.Tx, job queue.Job, runID, state, message string, opErr *OperationError) error {
+// Run reads a run and its template in tx; the template is nil once it is
+// deleted. Package runner reads the runs it runs with it.
+func (s *Service) Run(ctx context.Context, tx *store.Tx, runID string) (Run, *ImageTemplate, error) {
 	var r Run
 	if _, err := tx.GetJSON(ctx, runID, &r); err != nil {
-		return err
-	}
-	if !r.Active() {
-		_, err := s.q.Finish(ctx, tx, job, queue.Done, "")
-		return err
+		return r, nil, err
 	}
 	var t ImageTemplate
-	_, err := tx.GetJSON(ctx, r.TemplateID, &t)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	tp := &t
-	if err != nil {
-		tp = nil
-	}
-	if err := s.endRun(ctx, tx, tp, &r, state, message, opErr); err != nil {
-		return err
-	}
-	if tp != nil {
-		if err := tx.PutJSON(ctx, t.ID, TypeImageTemplate, t); err != nil {
-			return err
+	if _, err := tx.GetJSON(ctx, r.TemplateID, &t); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return r, nil, nil
 		}
+		return r, nil, err
 	}
-	jobState := queue.Done
-	switch state {
-	case RunFailed:
-		jobState = queue.Failed
-	case RunCanceled:
-		jobState = queue.Canceled
-	}
-	_, err = s.q.Finish(ctx, tx, job, jobState, message)
-	return err
+	return r, &t, nil
 }
 
-// setPhase records the run's current phase, a runSubState.
-func (s *Service) setPhase(ctx context.Context, runID string, sub string) error {
+// Runs reads every run of every template in tx (documents that do not
+// decode are skipped).
+func (s *Service) Runs(ctx context.Context, tx *store.Tx) ([]Run, error) {
+	docs, err := tx.List(ctx, store.Query{Type: TypeRun})
+	if err != nil {
+		return nil, err
+	}
+	runs := make([]Run, 0, len(docs))
+	for _, d := range docs {
+		var r Run
+		if json.Unmarshal(d.Body, &r) == nil {
+			runs = append(runs, r)
+		}
+	}
+	return runs, nil
+}
+
+// RunEnd is how a run ends.
+type RunEnd struct {
+	State   string // a runState: RunSucceeded, RunPartiallySucceeded, RunFailed or RunCanceled
+	Message string
+	// Error is the run operation's error; nil means the state's default
+	// (PackerBuildFailed for Failed, OperationCanceled for Canceled).
+	Error *OperationError
+	// Distribution, when set, is what the run's distribution did, recorded
+	// with its end.
+	Distribution *Distribution
+}
+
+// Distribution is what a distribution did: the runOutputs of the targets
+// it published (or failed to) and the build outputs kept for a retry.
+type Distribution struct {
+	Outputs []RunOutput
+	Kept    []KeptOutput
+	KeptDir string // data-directory-relative
+}
+
+// RunOutput is one distribute target's result.
+type RunOutput struct {
+	Name      string // runOutputName
+	Type      template.DistributeType
+	Succeeded bool
+	Published Published
+}
+
+// EndRun records a run's end in tx: the run, its template's lastRunStatus,
+// the run's and cancel request's operations and, after a distribution, the
+// runOutputs and kept outputs; a new gallery image version fires the
+// SourceImage triggers that follow its definition. ended is false when the
+// run had ended already (nothing changes).
+func (s *Service) EndRun(ctx context.Context, tx *store.Tx, runID string, end RunEnd) (ended bool, err error) {
+	r, t, err := s.Run(ctx, tx, runID)
+	if err != nil || !r.Active() {
+		return false, err
+	}
+	if d := end.Distribution; d != nil {
+		for _, o := range d.Outputs {
+			state := StateSucceeded
+			if !o.Succeeded {
+				state = StateFailed
+			}
+			ro := Resource{ID: r.TemplateID + "/runOutputs/" + o.Name, Name: o.Name, Type: TypeRunOutput,
+				Properties: map[string]any{"provisioningState": state}, SystemData: newSystemData(tx.Now())}
+			if o.Published.ArtifactID != "" {
+				ro.Properties["artifactId"] = o.Published.ArtifactID
+			}
+			if o.Published.ArtifactURI != "" {
+				ro.Properties["artifactUri"] = o.Published.ArtifactURI
+			}
+			if err := tx.PutJSON(ctx, ro.ID, TypeRunOutput, ro); err != nil {
+				return false, err
+			}
+		}
+		r.Kept, r.KeptDir = d.Kept, d.KeptDir
+	}
+	if err := s.endRun(ctx, tx, t, &r, end.State, end.Message, end.Error); err != nil {
+		return false, err
+	}
+	if t == nil {
+		return true, nil
+	}
+	if err := tx.PutJSON(ctx, t.ID, TypeImageTemplate, t); err != nil {
+		return false, err
+	}
+	if end.Distribution != nil {
+		s.fireTriggers(ctx, tx, *t, end.Distribution.Outputs)
+	}
+	return true, nil
+}
+
+// SetRunPhase records the phase an active run is in (a runSubState), in
+// the run and its template's lastRunStatus.
+func (s *Service) SetRunPhase(ctx context.Context, runID string, sub string) error {
 	return s.st.Update(ctx, func(tx *store.Tx) error {
 		var r Run
 		if _, err := tx.GetJSON(ctx, runID, &r); err != nil {
@@ -543,23 +413,6 @@ func (s *Service) setPhase(ctx context.Context, runID string, sub string) error 
 		t.LastRunStatus.RunSubState = sub
 		return tx.PutJSON(ctx, t.ID, TypeImageTemplate, t)
 	})
-}
-
-// openRunLog opens the run's customization.log for appending.
-func (s *Service) openRunLog(r Run) (*os.File, error) {
-	p := s.abs(r.LogPath)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return nil, fmt.Errorf("create log directory: %w", err)
-	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open run log: %w", err)
-	}
-	return f, nil
-}
-
-func logf(w io.Writer, format string, args ...any) {
-	fmt.Fprintf(w, "%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
 }
 
 // LogReader reads a run's customization.log. With follow, reads block

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/goldsmith-dev/goldsmith/blob"
+	"github.com/goldsmith-dev/goldsmith/blobref"
 	"github.com/goldsmith-dev/goldsmith/download"
 	"github.com/goldsmith-dev/goldsmith/queue"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
@@ -22,18 +23,31 @@ import (
 
 // Job kinds this package puts on the queue.
 const (
-	jobSubmit       = "template.submit"
-	jobRun          = "template.run"
-	jobDelete       = "template.delete"
-	jobDeleteGroup  = "group.delete"
-	jobRedistribute = "run.redistribute"
+	jobSubmit      = "template.submit"
+	jobDelete      = "template.delete"
+	jobDeleteGroup = "group.delete"
 )
+
+// RunQueue queues and cancels the jobs that run templates' runs, in the
+// transaction that records the run's state; package runner's Queue is it,
+// and its Runner takes the jobs.
+type RunQueue interface {
+	// Run queues the job that builds and distributes a run.
+	Run(ctx context.Context, tx *store.Tx, runID string) (jobID int64, err error)
+	// Redistribute queues the job that distributes a run's kept outputs again.
+	Redistribute(ctx context.Context, tx *store.Tx, runID string) (jobID int64, err error)
+	// Cancel asks a run's job to stop; running says a worker has it and
+	// will end the run, otherwise the job will never run.
+	Cancel(ctx context.Context, tx *store.Tx, jobID int64) (running bool, err error)
+}
 
 // Options configure a Service.
 type Options struct {
-	Store    *store.Store
-	Queue    *queue.Queue
-	Executor Executor
+	Store *store.Store
+	// Queue runs the service's own jobs: submissions and deletions.
+	Queue *queue.Queue
+	// Runs queues the runs' jobs.
+	Runs RunQueue
 	// DataDir holds the staging groups' files, run scratch space and
 	// artifacts (the database may live there too).
 	DataDir string
@@ -56,7 +70,8 @@ type Options struct {
 type Service struct {
 	st      *store.Store
 	q       *queue.Queue
-	exec    Executor
+	runs    RunQueue
+	refs    *blobref.Refs
 	dataDir string
 	http    *http.Client
 	limits  download.Limits
@@ -66,22 +81,21 @@ type Service struct {
 	signer  *blob.Signer
 }
 
-// New makes a Service and registers its job handlers on the queue; start the
-// queue (queue.Run) afterwards.
+// New makes a Service and registers its job handlers (submissions and
+// deletions) on the queue; start the queue (queue.Run) afterwards. The runs
+// are package runner's.
 func New(opts Options) (*Service, error) {
-	if opts.Store == nil || opts.Queue == nil || opts.Executor == nil || opts.DataDir == "" {
-		return nil, errors.New("resource: Store, Queue, Executor and DataDir are required")
+	if opts.Store == nil || opts.Queue == nil || opts.Runs == nil || opts.DataDir == "" {
+		return nil, errors.New("resource: Store, Queue, Runs and DataDir are required")
 	}
 	dir, err := filepath.Abs(opts.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	for _, d := range []string{"staging", "work", "kept"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
-			return nil, fmt.Errorf("create %s: %w", d, err)
-		}
+	if err := os.MkdirAll(filepath.Join(dir, "staging"), 0o700); err != nil {
+		return nil, fmt.Errorf("create staging: %w", err)
 	}
-	s := &Service{st: opts.Store, q: opts.Queue, exec: opts.Executor, dataDir: dir,
+	s := &Service{st: opts.Store, q: opts.Queue, runs: opts.Runs, dataDir: dir,
 		http: opts.HTTPClient, limits: download.Limits{ISO: opts.MaxISOBytes}, log: opts.Logger, now: opts.Now, regions: opts.Regions}
 	if s.regions == nil {
 		if s.regions, err = blob.OpenRegions(filepath.Join(dir, "regions"), nil); err != nil {
@@ -104,11 +118,10 @@ func New(opts Options) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.refs = blobref.New(s.st, s.regions, s.log.With("component", "blobref"))
 	s.q.Handle(jobSubmit, submitHandler{s})
-	s.q.Handle(jobRun, runHandler{s})
 	s.q.Handle(jobDelete, deleteHandler{s})
 	s.q.Handle(jobDeleteGroup, deleteGroupHandler{s})
-	s.q.Handle(jobRedistribute, redistributeHandler{runHandler{s}})
 	return s, nil
 }
 

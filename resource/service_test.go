@@ -18,36 +18,37 @@ import (
 	"github.com/goldsmith-dev/goldsmith/machine"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
+	"github.com/goldsmith-dev/goldsmith/runner"
 	"github.com/goldsmith-dev/goldsmith/server"
 )
 
 // These tests drive the resource model through resource.Service itself,
 // not through HTTP: a real store, queue and data directory assembled by
-// package server, and fake executors (of resource.Executor) that say what
+// package server, and fake executors (of runner.Executor) that say what
 // a build did.
 
 const sub = "11111111-2222-3333-4444-555555555555"
 
-// executor is a fake resource.Executor.
-type executor func(ctx context.Context, run resource.RunRequest, log io.Writer, progress func(build.Phase, string)) (resource.RunResult, error)
+// executor is a fake runner.Executor.
+type executor func(ctx context.Context, run runner.Request, log io.Writer, progress func(build.Phase, string)) (runner.Result, error)
 
-func (f executor) Execute(ctx context.Context, run resource.RunRequest, log io.Writer, progress func(build.Phase, string)) (resource.RunResult, error) {
+func (f executor) Execute(ctx context.Context, run runner.Request, log io.Writer, progress func(build.Phase, string)) (runner.Result, error) {
 	return f(ctx, run, log, progress)
 }
 
 // builds writes a small raw disk in the run's work directory for every
 // distribute target, as the engine leaves its outputs.
-func builds(ctx context.Context, run resource.RunRequest, log io.Writer, progress func(build.Phase, string)) (resource.RunResult, error) {
+func builds(ctx context.Context, run runner.Request, log io.Writer, progress func(build.Phase, string)) (runner.Result, error) {
 	progress(build.PhaseBuilding, "fake")
 	p := filepath.Join(run.WorkDir, "disk.raw")
 	if err := os.WriteFile(p, []byte("a disk of "+run.RunID), 0o600); err != nil {
-		return resource.RunResult{}, err
+		return runner.Result{}, err
 	}
 	sum, size, err := disk.SHA256File(ctx, p)
 	if err != nil {
-		return resource.RunResult{}, err
+		return runner.Result{}, err
 	}
-	res := resource.RunResult{OSType: "Linux", HyperVGeneration: "V1"}
+	res := runner.Result{OSType: "Linux", HyperVGeneration: "V1"}
 	for _, d := range run.Template.Properties.Distribute {
 		res.Outputs = append(res.Outputs, build.Output{RunOutputName: d.RunOutputName, Type: d.Type, Path: p, Format: "raw", SHA256: sum, Size: size})
 	}
@@ -62,7 +63,7 @@ type fixture struct {
 
 // open assembles a server on dir (a new one when "") and works its queue
 // until the test ends.
-func open(t *testing.T, dir string, exec resource.Executor) *fixture {
+func open(t *testing.T, dir string, exec runner.Executor) *fixture {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -155,11 +156,11 @@ func TestRunLifecycle(t *testing.T) {
 	ctx := context.Background()
 	var f *fixture
 	seen := make(chan string, 1)
-	f = open(t, "", executor(func(ctx context.Context, run resource.RunRequest, log io.Writer, progress func(build.Phase, string)) (resource.RunResult, error) {
+	f = open(t, "", executor(func(ctx context.Context, run runner.Request, log io.Writer, progress func(build.Phase, string)) (runner.Result, error) {
 		progress(build.PhaseGeneralizing, "deprovisioning")
 		tmpl, err := f.svc.GetTemplate(ctx, run.TemplateID)
 		if err != nil {
-			return resource.RunResult{}, err
+			return runner.Result{}, err
 		}
 		seen <- tmpl.LastRunStatus.RunSubState
 		return builds(ctx, run, log, progress)
@@ -233,10 +234,10 @@ func TestRunLifecycle(t *testing.T) {
 // TestRunEnds checks how a run that does not succeed ends: its state, its
 // message and its operation's error.
 func TestRunEnds(t *testing.T) {
-	blocked := func(ctx context.Context, run resource.RunRequest, log io.Writer, progress func(build.Phase, string)) (resource.RunResult, error) {
+	blocked := func(ctx context.Context, run runner.Request, log io.Writer, progress func(build.Phase, string)) (runner.Result, error) {
 		progress(build.PhaseCustomizing, "waiting to be canceled")
 		<-ctx.Done()
-		return resource.RunResult{}, ctx.Err()
+		return runner.Result{}, ctx.Err()
 	}
 	tests := []struct {
 		name        string
@@ -250,15 +251,15 @@ func TestRunEnds(t *testing.T) {
 		keepsOutput bool
 	}{
 		{name: "the build fails", imageGroup: "rg",
-			exec: func(context.Context, resource.RunRequest, io.Writer, func(build.Phase, string)) (resource.RunResult, error) {
-				return resource.RunResult{}, errors.New(`customizer 1/1 "step" (Shell) failed with exit code 3`)
+			exec: func(context.Context, runner.Request, io.Writer, func(build.Phase, string)) (runner.Result, error) {
+				return runner.Result{}, errors.New(`customizer 1/1 "step" (Shell) failed with exit code 3`)
 			},
 			state: resource.RunFailed, message: `customizer 1/1 "step" (Shell) failed with exit code 3`, opStatus: resource.OpFailed, opCode: "PackerBuildFailed"},
 		{name: "canceled during a build", imageGroup: "rg", exec: blocked, cancel: true,
 			state: resource.RunCanceled, message: "The run was canceled during Customizing.", opStatus: resource.OpCanceled, opCode: "OperationCanceled"},
 		{name: "no output for a target", imageGroup: "rg",
-			exec: func(context.Context, resource.RunRequest, io.Writer, func(build.Phase, string)) (resource.RunResult, error) {
-				return resource.RunResult{}, nil
+			exec: func(context.Context, runner.Request, io.Writer, func(build.Phase, string)) (runner.Result, error) {
+				return runner.Result{}, nil
 			},
 			state: resource.RunFailed, message: "img (ManagedImage): the build produced no output for img", opStatus: resource.OpFailed, opCode: "InternalOperationError"},
 		{name: "every target fails to publish", imageGroup: "missing", exec: builds,
@@ -328,12 +329,12 @@ func waitPhase(t *testing.T, f *fixture, id, sub string) {
 func TestRefusals(t *testing.T) {
 	ctx := context.Background()
 	release := make(chan struct{})
-	f := open(t, "", executor(func(ctx context.Context, run resource.RunRequest, log io.Writer, progress func(build.Phase, string)) (resource.RunResult, error) {
+	f := open(t, "", executor(func(ctx context.Context, run runner.Request, log io.Writer, progress func(build.Phase, string)) (runner.Result, error) {
 		progress(build.PhaseBuilding, "held")
 		select {
 		case <-release:
 		case <-ctx.Done():
-			return resource.RunResult{}, ctx.Err()
+			return runner.Result{}, ctx.Err()
 		}
 		return builds(ctx, run, log, progress)
 	}))

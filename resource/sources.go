@@ -23,9 +23,9 @@ import (
 
 type runLocationKey struct{}
 
-// withRunLocation tells StoredDisk, called by the build engine during a
+// WithRunLocation tells StoredDisk, called by the build engine during a
 // run, which region the run's template is in.
-func withRunLocation(ctx context.Context, loc string) context.Context {
+func WithRunLocation(ctx context.Context, loc string) context.Context {
 	return context.WithValue(ctx, runLocationKey{}, loc)
 }
 
@@ -127,10 +127,10 @@ func (s *Service) checkSource(ctx context.Context, tx *store.Tx, src template.So
 	return err
 }
 
-// pinSource returns the template a run builds: a SharedImageVersion
+// PinSource returns the template a run builds: a SharedImageVersion
 // source's "latest" resolved to the exact version now, and recorded as the
 // template's source exactVersion (as AIB does from 2022-07-01).
-func (s *Service) pinSource(ctx context.Context, t ImageTemplate) (*template.Template, error) {
+func (s *Service) PinSource(ctx context.Context, t ImageTemplate) (*template.Template, error) {
 	src := t.Template.Properties.Source
 	if src.Type != template.SourceManagedImage && src.Type != template.SourceSharedImageVersion {
 		return t.Template, nil
@@ -166,7 +166,7 @@ func (s *Service) pinSource(ctx context.Context, t ImageTemplate) (*template.Tem
 
 // StoredDisk implements source.Stored: the disk of a managed image or
 // gallery image version, as stored in the region of the run calling it
-// (see withRunLocation), or in the resource's own region otherwise.
+// (see WithRunLocation), or in the resource's own region otherwise.
 func (s *Service) StoredDisk(ctx context.Context, src template.Source) (source.StoredDisk, error) {
 	loc, _ := ctx.Value(runLocationKey{}).(string)
 	var res Resource

@@ -22,12 +22,14 @@ import (
 func (s *Service) stagingDir(groupID string) string {
 	gid, err := resourceid.Parse(groupID)
 	if err != nil {
-		return path.Join("staging", "invalid", safeName(groupID))
+		return path.Join("staging", "invalid", SafeName(groupID))
 	}
-	return path.Join("staging", safeName(strings.ToLower(gid.Subscription)), safeName(strings.ToLower(gid.ResourceGroup)))
+	return path.Join("staging", SafeName(strings.ToLower(gid.Subscription)), SafeName(strings.ToLower(gid.ResourceGroup)))
 }
 
-func safeName(s string) string {
+// SafeName turns s into a name safe for one file in the data directory:
+// characters other than letters, digits and -_.() become _.
+func SafeName(s string) string {
 	return strings.Map(func(r rune) rune {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.', r == '(', r == ')':
@@ -308,7 +310,7 @@ func (s *Service) stageFiles(ctx context.Context, t ImageTemplate) ([]StagedFile
 	for i, ref := range references(t.Template) {
 		f, ok := got[ref.uri]
 		if !ok {
-			rel := path.Join(dir, fmt.Sprintf("%03d-%s", i, safeName(download.BaseName(ref.uri))))
+			rel := path.Join(dir, fmt.Sprintf("%03d-%s", i, SafeName(download.BaseName(ref.uri))))
 			local, err := d.ToFile(ctx, ref.uri, ref.sha256, ref.kind, s.abs(rel))
 			var bad *download.ChecksumError
 			switch {

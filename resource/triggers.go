@@ -3,6 +3,7 @@ package resource
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +20,12 @@ func (s *Service) ListRunOutputs(ctx context.Context, templateID string, p Page)
 // GetRunOutput reads one runOutput.
 func (s *Service) GetRunOutput(ctx context.Context, templateID, name string) (Resource, error) {
 	return s.getNested(ctx, templateID, "runOutputs", name)
+}
+
+// RunOutputs reads a template's runOutputs in tx.
+func (s *Service) RunOutputs(ctx context.Context, tx *store.Tx, templateID string) ([]Resource, error) {
+	outs, _, err := list[Resource](ctx, tx, TypeRunOutput, templateID, Page{})
+	return outs, err
 }
 
 // ListTriggers lists a template's triggers.
@@ -146,4 +153,54 @@ func (s *Service) DeleteTrigger(ctx context.Context, templateID, name string) (O
 		op.Status = OpSucceeded
 	}
 	return op, deleted, err
+}
+
+// fireTriggers starts the runs of templates with a SourceImage trigger
+// whose source is the "latest" version of a definition that just got a new
+// version from outputs.
+func (s *Service) fireTriggers(ctx context.Context, tx *store.Tx, from ImageTemplate, outputs []RunOutput) {
+	var defs []string
+	for _, o := range outputs {
+		if id := o.Published.ArtifactID; o.Succeeded && o.Type == template.DistributeSharedImage && id != "" {
+			defs = append(defs, strings.ToLower(id[:strings.LastIndex(strings.ToLower(id), "/versions/")]))
+		}
+	}
+	if len(defs) == 0 {
+		return
+	}
+	triggers, _, err := list[Resource](ctx, tx, TypeTrigger, "", Page{})
+	if err != nil {
+		s.log.Warn("list triggers", "err", err)
+		return
+	}
+	for _, trg := range triggers {
+		tid, err := resourceid.Parse(trg.ID)
+		if err != nil {
+			continue
+		}
+		tmplID := templateOf(tid)
+		if strings.EqualFold(tmplID, from.ID) {
+			continue // a template never triggers itself
+		}
+		var t ImageTemplate
+		if _, err := tx.GetJSON(ctx, tmplID, &t); err != nil || t.Template == nil {
+			continue
+		}
+		src := strings.ToLower(t.Template.Properties.Source.ImageVersionID)
+		if t.Template.Properties.Source.Type != template.SourceSharedImageVersion || !strings.HasSuffix(src, "/versions/latest") {
+			continue
+		}
+		if !slices.Contains(defs, strings.TrimSuffix(src, "/versions/latest")) {
+			continue
+		}
+		if _, err := s.startRunTx(ctx, tx, &t); err != nil {
+			s.log.Info("trigger did not start a run", "trigger", trg.ID, "reason", err)
+			continue
+		}
+		if err := tx.PutJSON(ctx, t.ID, TypeImageTemplate, t); err != nil {
+			s.log.Warn("trigger", "trigger", trg.ID, "err", err)
+		}
+		trg.Properties["status"] = map[string]any{"code": "Healthy", "message": "started a run for new source image version", "time": tx.Now().UTC().Format(time.RFC3339)}
+		_ = tx.PutJSON(ctx, trg.ID, TypeTrigger, trg)
+	}
 }

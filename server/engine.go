@@ -10,17 +10,17 @@ import (
 	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/customize"
 	"github.com/goldsmith-dev/goldsmith/download"
-	"github.com/goldsmith-dev/goldsmith/resource"
+	"github.com/goldsmith-dev/goldsmith/runner"
 )
 
 // engine runs the service's builds with the build engine: it adapts
-// build.Builder to resource.Executor.
+// build.Builder to runner.Executor.
 type engine struct {
 	builder build.Builder
 }
 
-// Execute implements resource.Executor.
-func (e *engine) Execute(ctx context.Context, run resource.RunRequest, log io.Writer, progress func(build.Phase, string)) (resource.RunResult, error) {
+// Execute implements runner.Executor.
+func (e *engine) Execute(ctx context.Context, run runner.Request, log io.Writer, progress func(build.Phase, string)) (runner.Result, error) {
 	b := e.builder
 	// The service downloaded and verified every script and file when the
 	// template was submitted: the build reads those copies and nothing else.
@@ -47,10 +47,10 @@ func (e *engine) Execute(ctx context.Context, run resource.RunRequest, log io.Wr
 	}
 	res, err := b.Run(ctx, req)
 	if err != nil {
-		return resource.RunResult{}, err
+		return runner.Result{}, err
 	}
 	// goldsmith builds BIOS (Hyper-V generation 1) images.
-	return resource.RunResult{Outputs: res.Outputs, OSType: osTypeName(res), HyperVGeneration: "V1"}, nil
+	return runner.Result{Outputs: res.Outputs, OSType: osTypeName(res), HyperVGeneration: "V1"}, nil
 }
 
 // LayerCacheTag is the template tag that turns the layer cache on for a

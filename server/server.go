@@ -1,8 +1,8 @@
 // Package server assembles a goldsmith server on its data directory: the
-// store, the durable queue, the resource service and what runs its builds
-// (the build engine, adapted here, with a source resolver that reads the
-// server's own images and galleries), and puts right what a killed server
-// left before anything runs. `goldsmith serve` and every test that starts
+// store, the durable queue, the resource service, the runner that runs its
+// runs and what builds their images (the build engine, adapted here, with a
+// source resolver that reads the server's own images and galleries), and
+// puts right what a killed server left before anything runs. `goldsmith serve` and every test that starts
 // a server open one with Open; the HTTP API (package arm) goes on top.
 package server
 
@@ -21,6 +21,7 @@ import (
 	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/queue"
 	"github.com/goldsmith-dev/goldsmith/resource"
+	"github.com/goldsmith-dev/goldsmith/runner"
 	"github.com/goldsmith-dev/goldsmith/source"
 	"github.com/goldsmith-dev/goldsmith/store"
 )
@@ -39,7 +40,7 @@ type Config struct {
 	Builder  *build.Builder
 	Platform source.Platform
 	// Executor, when set, runs the builds instead of Builder (tests).
-	Executor resource.Executor
+	Executor runner.Executor
 	// Regions are the regions served; nil: blob.DefaultRegionNames with
 	// stores under DataDir/regions.
 	Regions *blob.Regions
@@ -61,13 +62,15 @@ type Server struct {
 	store  *store.Store
 	queue  *queue.Queue
 	svc    *resource.Service
+	runner *runner.Runner
 	unlock func()
 }
 
 // Open assembles the server on cfg.DataDir. Before it returns, runs a
 // killed server left in progress are reported as interrupted, their
 // processes stopped and their scratch files removed, and the data
-// directory is swept (see resource.Service.Sweep). Close it when done.
+// directory is swept (see resource.Service.Sweep and runner.Runner.Sweep).
+// Close it when done.
 func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("server: no data directory")
@@ -110,8 +113,13 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		eng = &engine{builder: *cfg.Builder}
 		exec = eng
 	}
-	s.svc, err = resource.New(resource.Options{Store: s.store, Queue: s.queue, Executor: exec, DataDir: dir,
+	s.svc, err = resource.New(resource.Options{Store: s.store, Queue: s.queue, Runs: runner.NewQueue(s.queue), DataDir: dir,
 		Regions: cfg.Regions, MaxISOBytes: cfg.MaxISOBytes, HTTPClient: cfg.HTTPClient, Logger: log.With("component", "resource")})
+	if err != nil {
+		return nil, err
+	}
+	s.runner, err = runner.New(runner.Options{Store: s.store, Queue: s.queue, Records: s.svc, Executor: exec, DataDir: dir,
+		Logger: log.With("component", "runner")})
 	if err != nil {
 		return nil, err
 	}
@@ -125,6 +133,9 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	if err := s.svc.Sweep(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.runner.Sweep(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil

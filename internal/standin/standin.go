@@ -19,11 +19,11 @@ import (
 	"github.com/goldsmith-dev/goldsmith/customize"
 	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/machine"
-	"github.com/goldsmith-dev/goldsmith/resource"
+	"github.com/goldsmith-dev/goldsmith/runner"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
 
-// Executor implements resource.Executor. It does real, small work so the
+// Executor implements runner.Executor. It does real, small work so the
 // API, queue and crash-recovery paths are exercised for real: it starts a real child
 // process (sleep) in the run's WorkDir and records its pid there as the
 // build VM would, walks through the phases (Building, Customizing,
@@ -41,8 +41,8 @@ type Executor struct {
 	DiskSize int64         // bytes, a multiple of 1 MiB; default 1 MiB
 }
 
-// Execute implements resource.Executor.
-func (e Executor) Execute(ctx context.Context, run resource.RunRequest, log io.Writer, progress func(build.Phase, string)) (resource.RunResult, error) {
+// Execute implements runner.Executor.
+func (e Executor) Execute(ctx context.Context, run runner.Request, log io.Writer, progress func(build.Phase, string)) (runner.Result, error) {
 	d := e.Duration
 	if d <= 0 {
 		d = time.Second
@@ -58,11 +58,11 @@ func (e Executor) Execute(ctx context.Context, run resource.RunRequest, log io.W
 	vm := exec.Command("sleep", strconv.Itoa(int(d/time.Second)+60))
 	vm.Dir = run.WorkDir
 	if err := vm.Start(); err != nil {
-		return resource.RunResult{}, fmt.Errorf("start the stand-in build VM: %w", err)
+		return runner.Result{}, fmt.Errorf("start the stand-in build VM: %w", err)
 	}
 	defer func() { _ = vm.Process.Kill(); _ = vm.Wait() }()
 	if err := machine.WritePIDFile(filepath.Join(run.WorkDir, "vm.pid"), vm.Process.Pid); err != nil {
-		return resource.RunResult{}, err
+		return runner.Result{}, err
 	}
 	fmt.Fprintf(log, "stand-in build VM started (pid %d) in %s\n", vm.Process.Pid, run.WorkDir)
 
@@ -82,7 +82,7 @@ func (e Executor) Execute(ctx context.Context, run resource.RunRequest, log io.W
 
 	progress(build.PhaseBuilding, fmt.Sprintf("source %s, vmSize %s", describeSource(t.Properties.Source), t.Properties.VMProfile.EffectiveVMSize()))
 	if err := wait(); err != nil {
-		return resource.RunResult{}, err
+		return runner.Result{}, err
 	}
 	progress(build.PhaseCustomizing, fmt.Sprintf("%d customizers", len(t.Properties.Customize)))
 	for i, c := range t.Properties.Customize {
@@ -91,7 +91,7 @@ func (e Executor) Execute(ctx context.Context, run resource.RunRequest, log io.W
 			if f, ok := run.Files[uri]; ok && uri != "" {
 				sum, err := fileSHA256(f.Path)
 				if err != nil {
-					return resource.RunResult{}, fmt.Errorf("customizer %d: read %s: %w", i, uri, err)
+					return runner.Result{}, fmt.Errorf("customizer %d: read %s: %w", i, uri, err)
 				}
 				fmt.Fprintf(log, "  staged %s sha256 %s (%d bytes)\n", uri, sum, f.Size)
 			}
@@ -100,12 +100,12 @@ func (e Executor) Execute(ctx context.Context, run resource.RunRequest, log io.W
 			fmt.Fprintf(log, "  + %s\n", line)
 			if code := exitCode(line); code > 0 && c.Type == template.CustomizeShell {
 				// The engine's own error, so the message reads as a real build's.
-				return resource.RunResult{}, &customize.StepError{Kind: customize.KindCustomizer, Index: i + 1, Total: len(t.Properties.Customize),
+				return runner.Result{}, &customize.StepError{Kind: customize.KindCustomizer, Index: i + 1, Total: len(t.Properties.Customize),
 					Name: c.Name, Type: c.Type, ExitCode: code}
 			}
 		}
 		if err := wait(); err != nil {
-			return resource.RunResult{}, err
+			return runner.Result{}, err
 		}
 	}
 	if v := t.Properties.Validate; v != nil {
@@ -113,34 +113,34 @@ func (e Executor) Execute(ctx context.Context, run resource.RunRequest, log io.W
 		for i, c := range v.InVMValidations {
 			fmt.Fprintf(log, "validator %d (%s %q)\n", i, c.Type, c.Name)
 			if err := wait(); err != nil {
-				return resource.RunResult{}, err
+				return runner.Result{}, err
 			}
 		}
 	}
 	progress(build.PhaseDistributing, fmt.Sprintf("%d targets", len(t.Properties.Distribute)))
 	raw := filepath.Join(run.WorkDir, "disk.raw")
 	if err := writeRawDisk(raw, size, fmt.Sprintf("goldsmith stand-in image of %s, run %s", run.TemplateID, run.RunID)); err != nil {
-		return resource.RunResult{}, err
+		return runner.Result{}, err
 	}
 	rawSum, err := fileSHA256(raw)
 	if err != nil {
-		return resource.RunResult{}, err
+		return runner.Result{}, err
 	}
 	osType := string(template.OSByPublisher(t.Properties.Source))
 	if osType == "" {
 		osType = "Linux"
 	}
-	res := resource.RunResult{OSType: osType, HyperVGeneration: "V1"}
+	res := runner.Result{OSType: osType, HyperVGeneration: "V1"}
 	for i, dist := range t.Properties.Distribute {
 		o := build.Output{RunOutputName: dist.RunOutputName, Type: dist.Type, Path: raw, Format: "raw", SHA256: rawSum, Size: size}
 		if dist.Type == template.DistributeVHD {
 			vhd := filepath.Join(run.WorkDir, fmt.Sprintf("output-%d.vhd", i+1))
 			if err := writeFixedVHD(raw, vhd); err != nil {
-				return resource.RunResult{}, err
+				return runner.Result{}, err
 			}
 			sum, err := fileSHA256(vhd)
 			if err != nil {
-				return resource.RunResult{}, err
+				return runner.Result{}, err
 			}
 			o.Path, o.Format, o.SHA256, o.Size = vhd, "vhd", sum, size+512
 		}
@@ -148,7 +148,7 @@ func (e Executor) Execute(ctx context.Context, run resource.RunRequest, log io.W
 		res.Outputs = append(res.Outputs, o)
 	}
 	if err := wait(); err != nil {
-		return resource.RunResult{}, err
+		return runner.Result{}, err
 	}
 	return res, nil
 }

@@ -1,4 +1,4 @@
-package resource
+package runner
 
 import (
 	"context"
@@ -17,11 +17,11 @@ type Executor interface {
 	// one Output per distribute target, or an error whose message becomes
 	// lastRunStatus.message. It must stop promptly when ctx is canceled (a
 	// cancel request, the build timeout or shutdown) and return ctx's error.
-	Execute(ctx context.Context, run RunRequest, log io.Writer, progress func(build.Phase, string)) (RunResult, error)
+	Execute(ctx context.Context, run Request, log io.Writer, progress func(build.Phase, string)) (Result, error)
 }
 
-// RunRequest is what an Executor gets.
-type RunRequest struct {
+// Request is what an Executor gets.
+type Request struct {
 	RunID      string
 	TemplateID string
 	Template   *template.Template
@@ -43,10 +43,10 @@ type LocalFile struct {
 	Size   int64
 }
 
-// RunResult is what a build produced: one output per distribute target
+// Result is what a build produced: one output per distribute target
 // (several may name the same file; goldsmith copies what it keeps), all of
 // one image.
-type RunResult struct {
+type Result struct {
 	Outputs          []build.Output
 	OSType           string // Linux or Windows
 	HyperVGeneration string // V1 or V2
