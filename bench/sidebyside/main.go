@@ -190,6 +190,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	pay := payload()
 	var runErr error
+	if g, ok := sides[sideGoldsmith]; ok {
+		// Warm the caches a user's second build finds: the booted base
+		// image saved once per catalog image and VM shape (layer 0), as the
+		// catalog image itself is. Not timed; its own work never matches a
+		// pair's.
+		w, err := newPairWork(serveRoot, srv.URL, 0, pay)
+		if err != nil {
+			return err
+		}
+		j := job{Kind: kindWarm, Work: w, CheckText: "prime " + w.Nonce, Dir: filepath.Join(runDir, "prime", sideGoldsmith)}
+		if _, err := runBuild(ctx, log, cfg, g, j); err != nil {
+			return fmt.Errorf("priming goldsmith's caches: %w", err)
+		}
+	}
 	for i := 1; i <= cfg.pairs && runErr == nil; i++ {
 		var pr pairResult
 		pr, runErr = runPair(ctx, log, cfg, sides, runDir, serveRoot, srv.URL, i, pay)
