@@ -86,35 +86,38 @@ func (r *run) writeOutputs(ctx context.Context, ds []template.Distributor) ([]Ou
 	return outs, nil
 }
 
-// convert writes one target. A fixed VHD is a raw image, written sparse by
-// qemu-img (holes stay holes), with the 512-byte footer appended: the same
-// bytes as qemu-img's vpc fixed output, without writing gigabytes of zeros.
+// convert writes one target. A fixed VHD is a raw image, written sparse
+// (holes stay holes), with the 512-byte footer appended: the same bytes as
+// qemu-img's vpc fixed output, without writing gigabytes of zeros.
 func (r *run) convert(ctx context.Context, d template.Distributor, format string) (Output, error) {
 	path := filepath.Join(r.req.OutputDir, d.RunOutputName+outputExt[format])
-	opt := disk.ConvertOptions{Format: format}
-	if format == "vhd" {
-		opt.Format = disk.FormatRaw
-	}
 	fail := func(err error) (Output, error) {
 		os.Remove(path)
 		return Output{}, err
 	}
-	if err := r.b.Disks.Convert(ctx, r.overlay, "qcow2", path, opt); err != nil {
-		return fail(err)
-	}
-	if format == "vhd" {
-		if _, err := disk.WriteFixedVHD(path); err != nil {
+	out := Output{RunOutputName: d.RunOutputName, Type: d.Type, Path: path, Format: format}
+	var err error
+	switch format {
+	case "vhd", "raw":
+		// One pass that writes and hashes, holes neither written nor read.
+		out.SHA256, out.Size, err = disk.WriteRawHashed(ctx, r.overlay, path, format == "vhd")
+		if err != nil {
 			return fail(err)
 		}
-		if _, err := disk.CheckFixedVHD(path); err != nil {
-			return fail(fmt.Errorf("check VHD: %w", err))
+		if format == "vhd" {
+			if _, err := disk.CheckFixedVHD(path); err != nil {
+				return fail(fmt.Errorf("check VHD: %w", err))
+			}
+		}
+	default:
+		if err := r.b.Disks.Convert(ctx, r.overlay, "qcow2", path, disk.ConvertOptions{Format: format}); err != nil {
+			return fail(err)
+		}
+		if out.SHA256, out.Size, err = disk.SHA256File(ctx, path); err != nil {
+			return fail(err)
 		}
 	}
-	sum, size, err := disk.SHA256File(ctx, path)
-	if err != nil {
-		return fail(err)
-	}
-	return Output{RunOutputName: d.RunOutputName, Type: d.Type, Path: path, Format: format, SHA256: sum, Size: size}, nil
+	return out, nil
 }
 
 func linkOrCopy(ctx context.Context, src, dst string) error {
