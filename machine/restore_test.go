@@ -3,7 +3,6 @@ package machine_test
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,7 +68,7 @@ func TestCheckpointRestore(t *testing.T) {
 	if err := img.CreateOverlay(ctx, frozen, base.DiskPath, base.DiskFormat, 0); err != nil {
 		t.Fatal(err)
 	}
-	cfg := machine.Config{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})), Disk: frozen, DiskFormat: "qcow2", Kernel: base.KernelPath, Initrd: base.InitrdPath,
+	cfg := machine.Config{Disk: frozen, DiskFormat: "qcow2", Kernel: base.KernelPath, Initrd: base.InitrdPath,
 		Cmdline: base.Cmdline, CPUs: 2, MemoryMiB: 2048, Accel: machine.AccelTCG, User: "packer"}
 	start := time.Now()
 	vm, err := machine.Start(ctx, cfg)
@@ -88,12 +87,12 @@ func TestCheckpointRestore(t *testing.T) {
 	}
 	fi, _ := os.Stat(state)
 	t.Logf("checkpoint took %s, state %d MiB", saved.Took.Round(time.Millisecond), fi.Size()>>20)
-	if d := os.Getenv("GOLDSMITH_CKPT_TWICE"); d != "" {
-		s2, err := vm.Checkpoint(ctx, machine.Checkpoint{NewDisk: filepath.Join(dir, "top2.qcow2"), StateFile: state + "2"})
-		t.Logf("second checkpoint: %s %v", s2.Took, err)
-		s3, err := vm.Checkpoint(ctx, machine.Checkpoint{NewDisk: filepath.Join(dir, "top3.qcow2"), StateFile: state + "3"})
-		t.Logf("third checkpoint: %s %v", s3.Took, err)
+	// The VM runs on after a checkpoint and can be checkpointed again.
+	s2, err := vm.Checkpoint(ctx, machine.Checkpoint{NewDisk: filepath.Join(dir, "top2.qcow2"), StateFile: state + "2"})
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Logf("second checkpoint took %s", s2.Took.Round(time.Millisecond))
 	run(t, vm, "echo after > ~/after-checkpoint && sync")
 	oldKey := run(t, vm, "cat ~/.ssh/authorized_keys")
 	vm.Close()
