@@ -112,6 +112,7 @@ func (*lookUpLayers) Cleanup(r *run) {
 	}
 	if interrupted && len(l.made) > 0 {
 		r.logf("layer cache: the run was interrupted: its %d layers were removed", len(l.made))
+		r.manifest.Layers.Built = nil
 	}
 	if l.hit != nil {
 		l.hit.Release()
@@ -279,6 +280,13 @@ func (r *run) dropLayers(ctx context.Context) error {
 		l.pending = nil
 	}
 	l.hit.Release()
+	// A layer that cannot be restored is broken: remove it, and what builds
+	// on it, so the next run makes it again.
+	if removed, err := l.cache.RemoveTree(l.hit.Meta.Key); err != nil {
+		r.logf("layer cache: could not remove layer %s: %v", l.hit.Meta.Key[:12], err)
+	} else if len(removed) > 0 {
+		r.logf("layer cache: removed layer %s (and %d that build on it): it could not be restored", l.hit.Meta.Key[:12], len(removed)-1)
+	}
 	l.hit, l.off = nil, true
 	r.manifest.Layers = &ManifestLayers{}
 	if err := os.Remove(r.overlay); err != nil && !os.IsNotExist(err) {

@@ -338,6 +338,47 @@ func (c *Cache) Prune(maxBytes int64) ([]Meta, error) {
 	return removed, nil
 }
 
+// RemoveTree removes a layer and every layer that builds on it, unless one
+// of them is in use (then nothing is removed). It is for a layer that turned
+// out to be broken: its descendants' disks have its disk as backing file.
+func (c *Cache) RemoveTree(key string) ([]Meta, error) {
+	all, err := c.List()
+	if err != nil {
+		return nil, err
+	}
+	children := map[string][]Meta{}
+	var root *Meta
+	for i, m := range all {
+		children[m.Parent] = append(children[m.Parent], m)
+		if m.Key == key {
+			root = &all[i]
+		}
+	}
+	if root == nil {
+		return nil, nil
+	}
+	tree := subtree(*root, children, map[string]bool{})
+	var locks []*os.File
+	defer func() {
+		for _, l := range locks {
+			l.Close()
+		}
+	}()
+	for _, t := range tree {
+		l, err := lockPath(c.path(t.Key, lockFile), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: in use", short(t.Key))
+		}
+		locks = append(locks, l)
+	}
+	for _, t := range tree {
+		if err := os.RemoveAll(filepath.Join(c.dir, t.Key)); err != nil {
+			return nil, err
+		}
+	}
+	return tree, nil
+}
+
 // Enforce prunes to the cache's bound.
 func (c *Cache) Enforce() ([]Meta, error) {
 	if c.maxBytes <= 0 {
