@@ -29,6 +29,16 @@
 // ran gets Started=false. A guest power-off (guest-shutdown) stops the VM
 // (ErrPoweredOff); any other QEMU exit fails it (Status.Err).
 //
+// Checkpoints and restores. Checkpoint pauses the guest for a moment,
+// freezes its disk (QEMU writes a new overlay from then on) and saves its
+// device state and memory; Config.Restore starts a VM from such a pair
+// instead of booting it. Guest memory is a file on tmpfs (/dev/shm) when
+// there is one, so a checkpoint copies that file's data and a restore maps
+// a copy, whatever the VM's memory size; without tmpfs, memory goes through
+// QEMU's migration stream. A restored VM replaces the saved identity with
+// its own at once (keys, host key), sets the guest clock and stirs fresh
+// randomness into it. The build's layer cache is built on this.
+//
 // VM sizes. SizeFor maps an Azure size name to vCPUs and memory (package
 // vmsize) and caps them to the host.
 //
