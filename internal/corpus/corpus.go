@@ -14,6 +14,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -42,6 +43,13 @@ func Shared(t testing.TB, sub string) string {
 			t.Fatal(err)
 		}
 		root = filepath.Join(mod, "..", "shared")
+		if _, err := os.Stat(root); err != nil {
+			// A clone (CI's clean one) finds the shared files beside the
+			// repository it was cloned from.
+			if origin := localOrigin(mod); origin != "" {
+				root = filepath.Join(origin, "..", "shared")
+			}
+		}
 	}
 	dir := filepath.Join(root, sub)
 	if _, err := os.Stat(dir); err != nil {
@@ -51,6 +59,23 @@ func Shared(t testing.TB, sub string) string {
 		t.Skipf("the shared %s is absent (%v); set GOLDSMITH_SHARED to the shared directory", sub, err)
 	}
 	return dir
+}
+
+// localOrigin is the path of the repository dir was cloned from, when that
+// is a directory on this machine.
+func localOrigin(dir string) string {
+	out, err := exec.Command("git", "-C", dir, "config", "--get", "remote.origin.url").Output()
+	if err != nil {
+		return ""
+	}
+	url := strings.TrimPrefix(strings.TrimSpace(string(out)), "file://")
+	if !filepath.IsAbs(url) {
+		return ""
+	}
+	if st, err := os.Stat(url); err != nil || !st.IsDir() {
+		return ""
+	}
+	return url
 }
 
 // moduleRoot finds the directory holding go.mod above the working directory
