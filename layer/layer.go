@@ -101,9 +101,6 @@ func Open(dir string, maxBytes int64, log *slog.Logger) (*Cache, error) {
 	return &Cache{dir: dir, maxBytes: maxBytes, log: log}, nil
 }
 
-// Dir is the cache's directory.
-func (c *Cache) Dir() string { return c.dir }
-
 func (c *Cache) path(key string, name string) string { return filepath.Join(c.dir, key, name) }
 
 // Pending is a layer being made: its directory exists, held exclusively by
@@ -153,9 +150,6 @@ func (c *Cache) Reserve(key string) (*Pending, error) {
 	}
 	return nil, fmt.Errorf("layer %s: %w", short(key), ErrBusy)
 }
-
-// Key is the pending layer's key.
-func (p *Pending) Key() string { return p.key }
 
 // DiskPath is where the VM writes the layer's disk.
 func (p *Pending) DiskPath() string { return p.c.path(p.key, diskFile) }
