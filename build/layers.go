@@ -219,7 +219,7 @@ func (r *run) checkpoint(ctx context.Context, i int, what string) {
 		parent = l.keys[i-1]
 	}
 	h, err := p.Commit(layer.Meta{Parent: parent, Step: i, Description: what, SourceSHA256: r.base.DiskSHA256,
-		DirectKernel: saved.Kernel != "", Identity: saved.Identity})
+		DirectKernel: saved.Kernel != "", MemoryDelta: saved.MemoryDelta, Identity: saved.Identity})
 	if err != nil {
 		r.logf("layer cache: %v; no more layers this run", err)
 		l.off = true
@@ -228,7 +228,11 @@ func (r *run) checkpoint(ctx context.Context, i int, what string) {
 	}
 	l.made = append(l.made, h)
 	r.manifest.Layers.Built = append(r.manifest.Layers.Built, ManifestLayer{Step: i, Key: h.Meta.Key, Seconds: saved.Took.Seconds()})
-	r.logf("layer cache: saved layer %d (%s) in %s", i, what, saved.Took.Round(10*time.Millisecond))
+	memory := "memory saved whole"
+	if saved.MemoryDelta {
+		memory = fmt.Sprintf("%.1f MiB of memory changed", float64(saved.MemoryChanged)/(1<<20))
+	}
+	r.logf("layer cache: saved layer %d (%s) in %s (%s)", i, what, saved.Took.Round(10*time.Millisecond), memory)
 }
 
 // afterStep is the customizers' hook: a layer after each that succeeded.
@@ -254,7 +258,7 @@ func (*saveBaseLayer) Run(ctx context.Context, r *run) error {
 // waits for SSH with the run's own identity.
 func (r *run) restoreVM(ctx context.Context, cfg machine.Config) (VM, error) {
 	h := r.layers.hit
-	cfg.Restore = &machine.Restore{StateFile: h.StatePath(), Identity: h.Meta.Identity}
+	cfg.Restore = &machine.Restore{StateFile: h.StatePath(), Memory: h.MemoryFiles(), Identity: h.Meta.Identity}
 	if !h.Meta.DirectKernel {
 		cfg.Kernel, cfg.Initrd, cfg.Cmdline = "", "", ""
 	}

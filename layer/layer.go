@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -63,11 +64,14 @@ type Meta struct {
 	SourceSHA256 string `json:"sourceSHA256"`
 	// Boot is how the QEMU process that saved the state booted; a restore
 	// starts QEMU the same way (direct kernel boot or firmware).
-	DirectKernel bool             `json:"directKernel"`
-	Identity     machine.Identity `json:"identity"`
-	Bytes        int64            `json:"bytes"` // disk space of disk and state
-	Created      time.Time        `json:"created"`
-	LastUsed     time.Time        `json:"lastUsed"`
+	DirectKernel bool `json:"directKernel"`
+	// MemoryDelta: the layer's memory file holds only the pages that
+	// changed since its parent's memory (see Handle.MemoryFiles).
+	MemoryDelta bool             `json:"memoryDelta,omitempty"`
+	Identity    machine.Identity `json:"identity"`
+	Bytes       int64            `json:"bytes"` // disk space of disk, state and memory
+	Created     time.Time        `json:"created"`
+	LastUsed    time.Time        `json:"lastUsed"`
 }
 
 // Key derives a layer's key from its parent's key and the parts that
@@ -164,7 +168,7 @@ func (p *Pending) Commit(m Meta) (*Handle, error) {
 	m.Key = p.key
 	now := time.Now().UTC()
 	m.Created, m.LastUsed = now, now
-	m.Bytes = usage(p.DiskPath()) + usage(p.StatePath())
+	m.Bytes = usage(filepath.Dir(p.DiskPath()))
 	if err := writeMeta(p.c.path(p.key, metaFile), m); err != nil {
 		return nil, fmt.Errorf("layer cache: commit %s: %w", short(p.key), err)
 	}
@@ -194,6 +198,22 @@ type Handle struct {
 	Meta  Meta
 	c     *Cache
 	locks []*os.File
+	chain []Meta // Meta, then its parent, and so on
+}
+
+// MemoryFiles lists the memory files a restore of the layer lays on top of
+// one another, oldest first: the nearest whole one among the layer and its
+// ancestors, then each delta after it.
+func (h *Handle) MemoryFiles() []string {
+	var files []string
+	for _, m := range h.chain {
+		files = append(files, machine.MemoryFile(h.c.path(m.Key, stateFile)))
+		if !m.MemoryDelta {
+			break
+		}
+	}
+	slices.Reverse(files)
+	return files
 }
 
 // DiskPath is the layer's disk (never written to).
@@ -230,7 +250,7 @@ func (c *Cache) Acquire(key string) (*Handle, error) {
 		}
 		return nil, err
 	}
-	var first Meta
+	var chain []Meta
 	for k := key; k != ""; {
 		if !validKey(k) {
 			return fail(fmt.Errorf("layer cache: bad key %q", k))
@@ -247,16 +267,14 @@ func (c *Cache) Acquire(key string) (*Handle, error) {
 		if _, err := os.Stat(c.path(k, diskFile)); err != nil {
 			return fail(fmt.Errorf("layer %s: disk missing: %w", short(k), ErrNotFound))
 		}
-		if k == key {
-			first = m
-		}
 		m.LastUsed = time.Now().UTC()
+		chain = append(chain, m)
 		if err := writeMeta(c.path(k, metaFile), m); err != nil {
 			return fail(err)
 		}
 		k = m.Parent
 	}
-	return &Handle{Meta: first, c: c, locks: locks}, nil
+	return &Handle{Meta: chain[0], c: c, locks: locks, chain: chain}, nil
 }
 
 // List returns every committed layer, most recently used first.
@@ -445,13 +463,21 @@ func writeMeta(path string, m Meta) error {
 	return err
 }
 
-// usage is the disk space a file takes (holes excluded).
-func usage(path string) int64 {
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
+// usage is the disk space the files in dir take (holes excluded): the
+// disk, the device state and the memory.
+func usage(dir string) int64 {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
 		return 0
 	}
-	return st.Blocks * 512
+	var n int64
+	for _, e := range entries {
+		var st syscall.Stat_t
+		if syscall.Stat(filepath.Join(dir, e.Name()), &st) == nil {
+			n += st.Blocks * 512
+		}
+	}
+	return n
 }
 
 func validKey(k string) bool {

@@ -5,7 +5,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+
+	"github.com/goldsmith-dev/goldsmith/machine"
 )
 
 // commit makes a layer whose disk holds size bytes of data.
@@ -175,4 +178,49 @@ func keys(ms []Meta) []string {
 		out = append(out, short(m.Key))
 	}
 	return out
+}
+
+// TestMemoryFiles: a restore lays the nearest whole memory file and the
+// deltas after it; a layer's size counts its memory.
+func TestMemoryFiles(t *testing.T) {
+	c, _ := Open(t.TempDir(), 0, nil)
+	keys := []string{Key("", []byte("0")), Key("a", []byte("1")), Key("b", []byte("2")), Key("c", []byte("3"))}
+	// Layer 0 whole, 1 and 3 deltas, 2 whole (the guest rebooted).
+	delta := []bool{false, true, false, true}
+	for i, k := range keys {
+		p, err := c.Reserve(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p.DiskPath(), make1(4096), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(machine.MemoryFile(p.StatePath()), make1(64<<10), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		parent := ""
+		if i > 0 {
+			parent = keys[i-1]
+		}
+		h, err := p.Commit(Meta{Parent: parent, Step: i, MemoryDelta: delta[i]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Meta.Bytes < 64<<10+4096 {
+			t.Errorf("layer %d: %d bytes: the memory file is not counted", i, h.Meta.Bytes)
+		}
+		h.Release()
+	}
+	mem := func(i int) string { return machine.MemoryFile(c.path(keys[i], stateFile)) }
+	want := [][]string{{mem(0)}, {mem(0), mem(1)}, {mem(2)}, {mem(2), mem(3)}}
+	for i, k := range keys {
+		h, err := c.Acquire(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := h.MemoryFiles(); !slices.Equal(got, want[i]) {
+			t.Errorf("layer %d: memory files %v, want %v", i, got, want[i])
+		}
+		h.Release()
+	}
 }

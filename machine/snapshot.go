@@ -44,6 +44,10 @@ type Restore struct {
 	// must equal those of the VM that saved it: QEMU refuses, or worse,
 	// misreads a state saved with another device line.
 	StateFile string
+	// Memory lists the files the guest's memory is made of, oldest first:
+	// the first whole, each next one a delta (Saved.MemoryDelta) over the
+	// ones before it. Empty: StateFile's own memory file, whole.
+	Memory []string
 	// Identity reaches the restored guest; it is replaced at once by the new
 	// VM's own, so two VMs restored from one state share no key.
 	Identity Identity
@@ -60,6 +64,9 @@ type Checkpoint struct {
 	StateFile string
 }
 
+// MemoryFile is where a checkpoint saves the guest's memory for stateFile.
+func MemoryFile(stateFile string) string { return stateFile + ramSuffix }
+
 // Saved is the outcome of a checkpoint.
 type Saved struct {
 	Disk      string // the frozen disk (the VM's disk before the checkpoint)
@@ -69,7 +76,13 @@ type Saved struct {
 	// restore must start QEMU the same way.
 	Kernel, Initrd, Cmdline string
 	Identity                Identity
-	Took                    time.Duration
+	// MemoryDelta: the memory file holds only the pages that changed since
+	// this VM's previous checkpoint, or since its restore; a restore must
+	// lay it over those (Restore.Memory). MemoryChanged is how many bytes
+	// that is.
+	MemoryDelta   bool
+	MemoryChanged int64
+	Took          time.Duration
 }
 
 // Checkpoint pauses the guest, freezes its disk (and, with StateFile, its
@@ -122,12 +135,21 @@ func (v *VM) Checkpoint(ctx context.Context, c Checkpoint) (Saved, error) {
 			return Saved{}, fmt.Errorf("machine: checkpoint: %w", err)
 		}
 		if v.ramFile != "" {
-			// The memory is not in the state: copy its file, while the
+			// The memory is not in the state: save its file, while the
 			// guest is paused.
-			if err := disk.CloneSparse(ctx, c.StateFile+ramSuffix, v.ramFile); err != nil {
+			v.mu.Lock()
+			haveShadow := v.shadowOf == inst
+			v.shadowOf = nil
+			v.mu.Unlock()
+			delta, changed, err := saveMemory(ctx, v.ramFile, v.shadowFile(), haveShadow, MemoryFile(c.StateFile))
+			if err != nil {
 				os.Remove(c.StateFile)
 				return Saved{}, fmt.Errorf("machine: checkpoint: save the guest's memory: %w", err)
 			}
+			v.mu.Lock()
+			v.shadowOf = inst
+			v.mu.Unlock()
+			saved.MemoryDelta, saved.MemoryChanged = delta, changed
 		}
 		saved.StateFile = c.StateFile
 	}
@@ -360,12 +382,23 @@ func (v *VM) prepareRAM(ctx context.Context, restore bool) error {
 	if !restore {
 		return nil
 	}
-	saved := v.cfg.Restore.StateFile + ramSuffix
-	if err := disk.CloneSparse(ctx, v.ramFile, saved); err != nil {
+	files := v.cfg.Restore.Memory
+	if len(files) == 0 {
+		files = []string{MemoryFile(v.cfg.Restore.StateFile)}
+	}
+	if err := loadMemory(ctx, v.ramFile, files); err != nil {
+		return fmt.Errorf("restore the guest's memory: %w", err)
+	}
+	// The next checkpoint saves only what changed from here.
+	if err := disk.CloneSparse(ctx, v.shadowFile(), v.ramFile); err != nil {
 		return fmt.Errorf("restore the guest's memory: %w", err)
 	}
 	return nil
 }
+
+// shadowFile holds the guest's memory as of its last checkpoint or restore
+// (see saveMemory); shadowOf names the QEMU process it is valid for.
+func (v *VM) shadowFile() string { return v.ramFile + ".shadow" }
 
 // ramSuffix names a saved state's memory file beside the state file.
 const ramSuffix = ".ram"

@@ -172,6 +172,9 @@ type VM struct {
 	restart *KernelBoot
 	// ramFile backs the guest's memory ("" : anonymous memory).
 	ramFile string
+	// shadowOf is the QEMU process whose memory shadowFile holds as of its
+	// last checkpoint or restore (nil: none).
+	shadowOf *instance
 
 	clientKeyPEM []byte // the build user's private key, for ClientKeyFile
 	signer       ssh.Signer
@@ -422,6 +425,9 @@ func (v *VM) launch(ctx context.Context, first bool) (*instance, error) {
 			v.mu.Lock()
 			v.port = port
 			v.instBoot = bootArgs{Kernel: inv.Kernel, Initrd: inv.Initrd, Cmdline: inv.Cmdline}
+			if inv.Incoming && v.ramFile != "" {
+				v.shadowOf = inst // prepareRAM made the shadow
+			}
 			v.mu.Unlock()
 			return inst, nil
 		}
