@@ -565,3 +565,31 @@ func TestStagedFetcher(t *testing.T) {
 		t.Fatalf("tampered copy: %v", err)
 	}
 }
+
+// TestWaitReadyAptDaily: a running apt-daily unit is waited for, and one
+// that is inactive is not.
+func TestWaitReadyAptDaily(t *testing.T) {
+	s := newSandbox(t)
+	s.shim("systemctl", "#!/bin/sh\ncase \"$1\" in\nis-system-running) echo running ;;\n"+
+		"is-active) echo inactive; if [ -e /run/apt-done ]; then echo inactive; else echo activating; fi ;;\nesac\n")
+	go func() {
+		time.Sleep(2 * time.Second)
+		os.WriteFile(s.path("/run/apt-done"), nil, 0o644)
+	}()
+	var log syncBuf
+	if err := WaitReady(context.Background(), s, Options{Log: &log, ReadyTimeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"[wait-ready] waiting for: apt-daily", "[wait-ready] ready after"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
+	}
+	log = syncBuf{}
+	if err := WaitReady(context.Background(), s, Options{Log: &log, ReadyTimeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if log.String() != "" {
+		t.Errorf("a ready guest logged %q", log.String())
+	}
+}

@@ -13,17 +13,21 @@ import (
 // readyScript waits (until $1 seconds have passed) for cloud-init to finish
 // and for the apt/dpkg locks to be free, printing what it waits for.
 // cloud-init status and /proc/locks are readable by anyone; systemctl falls
-// back to sudo -n on images without D-Bus. A lock is
-// held when /proc/locks lists the lock file's inode (apt and dpkg take fcntl
-// or OFD locks). It always exits 0; running out of time is reported in words.
+// back to sudo -n on images without D-Bus. A lock is held when /proc/locks
+// lists the lock file's inode (apt and dpkg take fcntl or OFD locks). It
+// always exits 0; running out of time is reported in words. A ready guest
+// costs three processes (every exec is slow under emulation): both
+// systemctl queries and one stat; /proc/locks is read by the shell itself.
 const readyScript = `limit=$1
-start=$(date +%s)
+start=
 last=
+locks="/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock"
 while :; do
 	busy=
 	boot=$(systemctl is-system-running 2>/dev/null)
 	case "$boot" in ""|offline|unknown) boot=$(sudo -n systemctl is-system-running 2>/dev/null) ;; esac
 	case "$boot" in initializing|starting) booting=1 ;; *) booting= ;; esac
+	ci=
 	if command -v cloud-init >/dev/null 2>&1; then
 		ci=$(cloud-init status 2>/dev/null | sed -n 's/^status: *//p' | head -n 1)
 		case "$ci" in
@@ -31,23 +35,33 @@ while :; do
 		"not run"|"not started") [ -n "$booting" ] && busy="cloud-init (not started yet)" ;;
 		esac
 	fi
-	if systemctl is-active --quiet apt-daily.service apt-daily-upgrade.service 2>/dev/null ||
-		sudo -n systemctl is-active --quiet apt-daily.service apt-daily-upgrade.service 2>/dev/null; then
-		busy="$busy${busy:+, }apt-daily"
+	units=$(systemctl is-active apt-daily.service apt-daily-upgrade.service 2>/dev/null)
+	[ -n "$units" ] || units=$(sudo -n systemctl is-active apt-daily.service apt-daily-upgrade.service 2>/dev/null)
+	case "$units" in *activating*|*active*|*reloading*)
+		for u in $units; do
+			case "$u" in activating|active|reloading) busy="$busy${busy:+, }apt-daily"; break ;; esac
+		done ;;
+	esac
+	present=
+	for f in $locks; do [ -e "$f" ] && present="$present $f"; done
+	if [ -n "$present" ]; then
+		held=
+		while read -r _ _ _ _ _ dev _; do
+			held="$held ${dev##*:} "
+		done </proc/locks
+		set -- $(stat -c '%i %n' $present 2>/dev/null)
+		while [ $# -ge 2 ]; do
+			case "$held" in *" $1 "*) busy="$busy${busy:+, }lock $2" ;; esac
+			shift 2
+		done
 	fi
-	for f in /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock; do
-		[ -e "$f" ] || continue
-		ino=$(stat -c %i "$f" 2>/dev/null) || continue
-		if grep -q ":$ino " /proc/locks 2>/dev/null; then
-			busy="$busy${busy:+, }lock $f"
-		fi
-	done
-	now=$(date +%s)
 	if [ -z "$busy" ]; then
-		[ -n "$last" ] && echo "ready after $((now - start))s"
+		[ -n "$last" ] && echo "ready after $(( $(date +%s) - start ))s"
 		[ "$ci" = error ] && echo "note: cloud-init finished with errors (see cloud-init status --long)"
 		exit 0
 	fi
+	now=$(date +%s)
+	[ -n "$start" ] || start=$now
 	if [ "$busy" != "$last" ]; then
 		echo "waiting for: $busy"
 		last=$busy
