@@ -20,7 +20,7 @@ import (
 // that a layer contains (the guest agent, the disk grow, the identity
 // replacement after a restore). Change it when they change: older layers
 // are then never matched again.
-const guestStepsVersion = "2"
+const guestStepsVersion = "3"
 
 // layers is a run's use of the layer cache (Builder.Layers): the key of the
 // layer after each customizer, the layer the VM was restored from, and the
@@ -146,7 +146,7 @@ func (r *run) layerKeys(ctx context.Context) ([]string, error) {
 	str := func(s string) []byte { return []byte(s) }
 	keys := []string{layer.Key("",
 		str("source"), str(r.base.DiskSHA256), str(r.base.Kernel), str(r.base.Initrd), str(r.base.Cmdline),
-		str(string(accel)), str(host), str(strconv.Itoa(size.CPUs)), str(strconv.Itoa(size.MemoryMiB)),
+		str(string(accel)), str(machine.CPUModelFor(accel)), str(host), str(strconv.Itoa(size.CPUs)), str(strconv.Itoa(size.MemoryMiB)),
 		str(strconv.FormatInt(r.diskSize(), 10)), str(BuildUser), str(guestStepsVersion), str(machine.StateFormat()))}
 	for _, c := range r.tmpl.Properties.Customize {
 		def, err := json.Marshal(c)

@@ -124,16 +124,14 @@ func (c *Cache) Reserve(key string) (*Pending, error) {
 	}
 	dir := filepath.Join(c.dir, key)
 	for attempt := 0; attempt < 2; attempt++ {
-		err := os.Mkdir(dir, 0o700)
+		// The directory appears with its lock already held: it is made
+		// under a temporary name, locked, and renamed into place, so no
+		// other build ever sees it unlocked and takes it for abandoned.
+		p, err := c.create(key, dir)
 		if err == nil {
-			lock, err := lockPath(c.path(key, lockFile), syscall.LOCK_EX|syscall.LOCK_NB)
-			if err != nil {
-				os.RemoveAll(dir)
-				return nil, fmt.Errorf("layer cache: reserve %s: %w", short(key), err)
-			}
-			return &Pending{c: c, key: key, lock: lock}, nil
+			return p, nil
 		}
-		if !errors.Is(err, fs.ErrExist) {
+		if !errors.Is(err, fs.ErrExist) && !errors.Is(err, syscall.ENOTEMPTY) {
 			return nil, fmt.Errorf("layer cache: reserve %s: %w", short(key), err)
 		}
 		if _, err := os.Stat(c.path(key, metaFile)); err == nil {
@@ -153,6 +151,26 @@ func (c *Cache) Reserve(key string) (*Pending, error) {
 		lock.Close()
 	}
 	return nil, fmt.Errorf("layer %s: %w", short(key), ErrBusy)
+}
+
+// create makes the layer's directory, locked, or fails with fs.ErrExist
+// (or ENOTEMPTY) when it exists.
+func (c *Cache) create(key, dir string) (*Pending, error) {
+	tmp, err := os.MkdirTemp(c.dir, ".new-"+short(key)+"-")
+	if err != nil {
+		return nil, err
+	}
+	lock, err := lockPath(filepath.Join(tmp, lockFile), syscall.LOCK_EX|syscall.LOCK_NB)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		lock.Close()
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	return &Pending{c: c, key: key, lock: lock}, nil
 }
 
 // DiskPath is where the VM writes the layer's disk.

@@ -125,10 +125,7 @@ func ProbeAccel(ctx context.Context, pc ProbeConfig) (ProbeResult, error) {
 // a reason (QEMU's error, or a timeout); err is for a QEMU that cannot be
 // started at all, or ctx's end.
 func BootProbe(ctx context.Context, r Runner, qemu string, accel Accel, kernel string, timeout time.Duration) (ok bool, reason string, err error) {
-	cpu := TCGCPUModel
-	if accel == AccelKVM {
-		cpu = "host"
-	}
+	cpu := CPUModelFor(accel)
 	args := []string{
 		"-accel", string(accel), "-cpu", cpu, "-machine", "q35", "-m", "256",
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
