@@ -62,11 +62,11 @@ func openSite(ctx context.Context, o siteOptions) (*site, http.Handler, func(), 
 	}
 	srv, err := server.Open(ctx, server.Config{DataDir: o.DataDir, Workers: o.Workers, Executor: o.Executor,
 		Builder: o.Builder, Platform: o.Platform, Logger: o.Logger, HTTPClient: o.HTTPClient,
-		QueuePoll: 50 * time.Millisecond, QueueLease: 5 * time.Second})
+		StaticTokens: []string{"other-token", testToken}, QueuePoll: 50 * time.Millisecond, QueueLease: 5 * time.Second})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	api, err := New(Options{Service: srv.Service(), Tokens: []string{"other-token", testToken}, PageSize: o.PageSize, RetryAfter: time.Second, Logger: o.Logger})
+	api, err := New(Options{Service: srv.Service(), Auth: srv.Authority(), PageSize: o.PageSize, RetryAfter: time.Second, Logger: o.Logger})
 	if err != nil {
 		srv.Close()
 		return nil, nil, nil, err
