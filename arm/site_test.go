@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/goldsmith-dev/goldsmith/build"
+	"github.com/goldsmith-dev/goldsmith/identity"
 	"github.com/goldsmith-dev/goldsmith/internal/standin"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/runner"
@@ -30,6 +31,7 @@ type site struct {
 	DataDir string
 	Svc     *resource.Service
 	Store   *store.Store
+	Auth    *identity.Authority
 	close   func()
 }
 
@@ -75,7 +77,7 @@ func openSite(ctx context.Context, o siteOptions) (*site, http.Handler, func(), 
 	done := make(chan struct{})
 	go func() { _ = srv.Run(qctx); close(done) }()
 	stop := func() { cancel(); <-done; srv.Close() }
-	return &site{DataDir: srv.DataDir(), Svc: srv.Service(), Store: srv.Store()}, api, stop, nil
+	return &site{DataDir: srv.DataDir(), Svc: srv.Service(), Store: srv.Store(), Auth: srv.Authority()}, api, stop, nil
 }
 
 // standIn is the stand-in executor: no VM boots (see internal/standin).
