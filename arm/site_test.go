@@ -32,7 +32,9 @@ type site struct {
 	Svc     *resource.Service
 	Store   *store.Store
 	Auth    *identity.Authority
-	close   func()
+	// Client reaches URL (it trusts the test certificate with TLS).
+	Client *http.Client
+	close  func()
 }
 
 type siteOptions struct {
@@ -48,6 +50,8 @@ type siteOptions struct {
 	Logger   *slog.Logger
 	// HTTPClient downloads what templates reference at submission.
 	HTTPClient *http.Client
+	// TLS serves the API over https (httptest's certificate).
+	TLS bool
 }
 
 // openSite opens a server on o.DataDir, starts its queue and makes its API;
@@ -93,8 +97,13 @@ func startSite(t *testing.T, o siteOptions) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api)
-	s.URL = srv.URL
+	srv := httptest.NewUnstartedServer(api)
+	if o.TLS {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	s.URL, s.Client = srv.URL, srv.Client()
 	s.close = func() { srv.Close(); stop() }
 	t.Cleanup(s.close)
 	return s
@@ -139,7 +148,7 @@ func (s *site) callWith(t *testing.T, method, path, apiVersion string, body any,
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,6 +164,14 @@ func (s *site) callWith(t *testing.T, method, path, apiVersion string, body any,
 		t.Errorf("%s %s: no x-ms-request-id header", method, path)
 	}
 	return resp, m
+}
+
+// client is the site's HTTP client (a site another test assembled may have none).
+func (s *site) client() *http.Client {
+	if s.Client != nil {
+		return s.Client
+	}
+	return http.DefaultClient
 }
 
 // waitFor polls cond until it holds.
