@@ -57,7 +57,7 @@ func startServe(t *testing.T) servedAZ {
 	done := make(chan error, 1)
 	t.Setenv("GOLDSMITH_TOKEN", "")
 	go func() {
-		done <- runServe(ctx, out, errs, serveFlags{listen: "127.0.0.1:0", dataDir: dir, workers: 1, selfSigned: true,
+		done <- runServe(ctx, out, errs, serveFlags{listen: "127.0.0.1:0", dataDir: dir, workers: 2, selfSigned: true,
 			logLevel: "info", maxISOGiB: 1, tlsNames: []string{"goldsmith.test"}, executor: standin.Executor{Duration: time.Second}})
 	}()
 	t.Cleanup(func() {
@@ -295,7 +295,9 @@ func TestAzureCLI(t *testing.T) {
 	}
 
 	az.ok(t, "image", "builder", "delete", "-g", "rg1", "-n", "web")
-	// The group's deletion takes the other template with it.
+	// The group's deletion takes the other template with it. (It needs a
+	// second worker: the group's job waits for the template's deletion job,
+	// so with --workers 1 it never ends.)
 	az.ok(t, "group", "delete", "-n", "rg1", "--yes")
 }
 
