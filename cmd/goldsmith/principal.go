@@ -24,11 +24,11 @@ import (
 func openDirectory(ctx context.Context, dir string) (*identity.Directory, func(), error) {
 	db := filepath.Join(dir, "goldsmith.db")
 	if _, err := os.Stat(db); err != nil {
-		return nil, nil, fmt.Errorf("no goldsmith server data in %s (run goldsmith serve --data-dir %s first): %w", dir, dir, err)
+		return nil, nil, &exitError{code: exitFailure, err: fmt.Errorf("no goldsmith server data in %s (run goldsmith serve --data-dir %s first): %w", dir, dir, err)}
 	}
 	st, err := store.Open(ctx, db)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &exitError{code: exitFailure, err: err}
 	}
 	return identity.NewDirectory(st), func() { st.Close() }, nil
 }
