@@ -4,8 +4,11 @@
 // operation headers), the resources a user needs around them (resource
 // groups, Microsoft.Compute images, galleries, gallery image definitions and
 // versions, Microsoft.ManagedIdentity userAssignedIdentities), operation
-// status resources, paging with absolute nextLinks, and bearer-token auth.
-// Official Azure SDKs work against it unchanged.
+// status resources, paging with absolute nextLinks, the subscription-level
+// endpoints clients ask first (subscriptions, tenants, locations, providers),
+// and bearer-token auth with an ADFS-style token endpoint for service
+// principals (signin.go; package identity owns principals and tokens).
+// Official Azure SDKs and the Azure CLI work against it unchanged.
 //
 // Beyond ARM, goldsmith's own endpoints live under /goldsmith/v1 (see
 // logs.go): run records, the customization log (live with follow=true) and
