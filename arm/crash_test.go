@@ -165,7 +165,7 @@ func TestKillDuringRun(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(dir, "work", "*")); len(left) != 0 {
 		t.Errorf("scratch files left: %v", left)
 	}
-	logText := string(download(t, s.URL+"/goldsmith/v1"+tmplPath("rg1", "long")+"/runs/latest/log"))
+	logText := string(download(t, s, s.URL+"/goldsmith/v1"+tmplPath("rg1", "long")+"/runs/latest/log"))
 	if !strings.Contains(logText, "interrupted") {
 		t.Errorf("the log does not say the run was interrupted:\n%s", logText)
 	}

@@ -23,7 +23,7 @@ import (
 //
 //	GET /goldsmith/v1/{templateId}/runs
 //	    The template's runs, oldest first: {"value":[{runId, number, state,
-//	    subState, message, startTime, endTime, logUrl}]}. {templateId} is the
+//	    subState, message, startTime, endTime, startedBy, logUrl}]}. {templateId} is the
 //	    template's resource id, e.g. /subscriptions/{s}/resourceGroups/{rg}/
 //	    providers/Microsoft.VirtualMachineImages/imageTemplates/{name}.
 //	GET /goldsmith/v1/{templateId}/runs/{runId}
@@ -108,7 +108,7 @@ func (s *Server) goldsmith(rq *request, segs []string) {
 func (s *Server) renderRun(rq *request, r resource.Run) map[string]any {
 	m := map[string]any{
 		"id": r.ID, "runId": r.RunID, "number": r.Number, "state": r.State, "subState": r.SubState,
-		"message": r.Message, "startTime": r.StartTime,
+		"message": r.Message, "startTime": r.StartTime, "startedBy": r.StartedBy,
 		"logUrl": rq.base + "/goldsmith/v1" + r.TemplateID + "/runs/" + r.RunID + "/log",
 	}
 	if r.EndTime != nil {

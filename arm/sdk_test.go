@@ -19,29 +19,49 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 	aib "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/virtualmachineimagebuilder/armvirtualmachineimagebuilder/v2"
 )
 
-// fixedToken is a credential that always hands out the same token.
-type fixedToken string
-
-func (f fixedToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	return azcore.AccessToken{Token: string(f), ExpiresOn: time.Now().Add(time.Hour)}, nil
+// goldsmithCloud is goldsmith at url as an Azure cloud: ARM and, under
+// /adfs, its authority.
+func goldsmithCloud(url string) cloud.Configuration {
+	return cloud.Configuration{ActiveDirectoryAuthorityHost: url + "/", Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
+		cloud.ResourceManager: {Endpoint: url, Audience: url + "/"},
+	}}
 }
 
-func sdkOptions(url string) *azarm.ClientOptions {
+func sdkOptions(s *site) *azarm.ClientOptions {
 	return &azarm.ClientOptions{
 		ClientOptions: policy.ClientOptions{
-			Cloud: cloud.Configuration{Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-				cloud.ResourceManager: {Endpoint: url, Audience: "https://management.azure.com"},
-			}},
-			InsecureAllowCredentialWithHTTP: true,
-			Retry:                           policy.RetryOptions{MaxRetries: -1},
+			Cloud:     goldsmithCloud(s.URL),
+			Transport: s.client(),
+			Retry:     policy.RetryOptions{MaxRetries: -1},
 		},
 		DisableRPRegistration: true,
 	}
+}
+
+// principalCredential makes a service principal with access to sub and
+// returns azidentity's ClientSecretCredential for it, pointed at goldsmith
+// as an ADFS authority (tenant "adfs") with instance discovery off: the
+// SDK gets its tokens from goldsmith's token endpoint, as az login does.
+func principalCredential(t *testing.T, s *site, sub string) azcore.TokenCredential {
+	t.Helper()
+	p, secret, err := s.Auth.Directory().Create(context.Background(), "sdk", []string{sub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := azidentity.NewClientSecretCredential("adfs", p.ClientID, secret, &azidentity.ClientSecretCredentialOptions{
+		ClientOptions:            policy.ClientOptions{Cloud: goldsmithCloud(s.URL), Transport: s.client()},
+		DisableInstanceDiscovery: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cred
 }
 
 var poll = &runtime.PollUntilDoneOptions{Frequency: time.Second}
@@ -89,10 +109,10 @@ func TestSDKFlow(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	s := startSite(t, siteOptions{Executor: standIn(800 * time.Millisecond)})
+	s := startSite(t, siteOptions{Executor: standIn(800 * time.Millisecond), TLS: true})
 	const sub = "00000000-0000-0000-0000-00000000aaaa"
-	cred := fixedToken(testToken)
-	opts := sdkOptions(s.URL)
+	cred := principalCredential(t, s, sub)
+	opts := sdkOptions(s)
 
 	script := "#!/bin/sh\necho hello from goldsmith\n"
 	sum := sha256.Sum256([]byte(script))
@@ -253,12 +273,12 @@ func TestSDKFlow(t *testing.T) {
 	// The VHD's artifactUri is a signed link that serves the run's output
 	// without a token (what is in it is the executor's business).
 	vhdURI := *outs["vhd"].Properties.ArtifactURI
-	if vhd := download(t, vhdURI); len(vhd) == 0 {
+	if vhd := download(t, s, vhdURI); len(vhd) == 0 {
 		t.Errorf("VHD from %s: empty", vhdURI)
 	}
 	// The customization log, kept in the staging group, with the phases the
 	// service writes whatever the executor.
-	logText := string(download(t, s.URL+"/goldsmith/v1"+*got.ID+"/runs/latest/log"))
+	logText := string(download(t, s, s.URL+"/goldsmith/v1"+*got.ID+"/runs/latest/log"))
 	for _, want := range []string{"==> Building", "==> Customizing", "==> Distributing"} {
 		if !strings.Contains(logText, want) {
 			t.Errorf("customization.log lacks %q:\n%s", want, logText)
@@ -318,11 +338,11 @@ func regionBlobs(dataDir string) []string {
 	return files
 }
 
-func download(t *testing.T, url string) []byte {
+func download(t *testing.T, s *site, url string) []byte {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,11 @@
 // operation headers), the resources a user needs around them (resource
 // groups, Microsoft.Compute images, galleries, gallery image definitions and
 // versions, Microsoft.ManagedIdentity userAssignedIdentities), operation
-// status resources, paging with absolute nextLinks, and bearer-token auth.
-// Official Azure SDKs work against it unchanged.
+// status resources, paging with absolute nextLinks, the subscription-level
+// endpoints clients ask first (subscriptions, tenants, locations, providers),
+// and bearer-token auth with an ADFS-style token endpoint for service
+// principals (signin.go; package identity owns principals and tokens).
+// Official Azure SDKs and the Azure CLI work against it unchanged.
 //
 // Beyond ARM, goldsmith's own endpoints live under /goldsmith/v1 (see
 // logs.go): run records, the customization log (live with follow=true) and
@@ -15,7 +18,6 @@ package arm
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/identity"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
 	"github.com/goldsmith-dev/goldsmith/template"
@@ -32,8 +35,9 @@ import (
 // Options configure a Server.
 type Options struct {
 	Service *resource.Service
-	// Tokens are the accepted bearer tokens; at least one is required.
-	Tokens []string
+	// Auth checks bearer tokens (static ones and those its token endpoint,
+	// /adfs/oauth2/token, issues to service principals).
+	Auth   *identity.Authority
 	Logger *slog.Logger
 	// PageSize is how many resources a list answers per page; default 100.
 	PageSize int
@@ -54,7 +58,7 @@ type Options struct {
 // Server is the HTTP API.
 type Server struct {
 	svc        *resource.Service
-	tokens     [][]byte
+	auth       *identity.Authority
 	log        *slog.Logger
 	pageSize   int
 	retryAfter int
@@ -68,15 +72,10 @@ func New(opts Options) (*Server, error) {
 	if opts.Service == nil {
 		return nil, errors.New("arm: a Service is required")
 	}
-	s := &Server{svc: opts.Service, log: opts.Logger, pageSize: opts.PageSize, baseURL: strings.TrimSuffix(opts.BaseURL, "/"), maxBody: opts.MaxBodyBytes}
-	for _, t := range opts.Tokens {
-		if t = strings.TrimSpace(t); t != "" {
-			s.tokens = append(s.tokens, []byte(t))
-		}
+	if opts.Auth == nil {
+		return nil, errors.New("arm: an Authority is required")
 	}
-	if len(s.tokens) == 0 {
-		return nil, errors.New("arm: at least one bearer token is required")
-	}
+	s := &Server{svc: opts.Service, auth: opts.Auth, log: opts.Logger, pageSize: opts.PageSize, baseURL: strings.TrimSuffix(opts.BaseURL, "/"), maxBody: opts.MaxBodyBytes}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -103,6 +102,7 @@ type request struct {
 	ctx     context.Context
 	base    string // scheme://host, no trailing slash
 	version string // the api-version asked for
+	caller  identity.Caller
 	aib     template.APIVersion
 	env     envelope
 }
@@ -156,6 +156,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if cid := r.Header.Get("x-ms-client-request-id"); cid != "" {
 		w.Header().Set("x-ms-client-request-id", cid)
 	}
+	who := "-"
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p, "request_id", rid)
@@ -164,12 +165,23 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			}
 		}
 		s.log.Info("request", "method", r.Method, "path", r.URL.Path, "api_version", r.URL.Query().Get("api-version"),
-			"status", w.status, "duration", time.Since(start).Round(time.Millisecond), "request_id", rid)
+			"status", w.status, "duration", time.Since(start).Round(time.Millisecond), "principal", who, "request_id", rid)
 	}()
 	if s.signedBlob(w, r) {
 		return
 	}
-	if err := s.authenticate(r); err != nil {
+	segs, err := splitPath(r.URL)
+	if err != nil {
+		writeError(w, errorf(resource.KindBadRequest, "InvalidRequestUri", "The request path is not valid: %v", err), wrapped)
+		return
+	}
+	rq := &request{w: w, r: r, ctx: r.Context(), base: s.base(r), version: r.URL.Query().Get("api-version")}
+	// The sign-in endpoints come before authentication: they hand out tokens.
+	if s.signIn(rq, segs) {
+		return
+	}
+	caller, err := s.authenticate(r)
+	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="goldsmith", error="invalid_token"`)
 		e := resource.AsError(err)
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -178,29 +190,35 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(encodeError(e, wrapped))
 		return
 	}
-	rq := &request{w: w, r: r, ctx: r.Context(), base: s.base(r), version: r.URL.Query().Get("api-version")}
+	who = caller.Name
+	rq.caller = caller
+	rq.ctx = resource.WithActor(rq.ctx, caller.Name)
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 	}
-	s.route(rq)
+	s.route(rq, segs)
 }
 
-func (s *Server) authenticate(r *http.Request) error {
+func (s *Server) authenticate(r *http.Request) (identity.Caller, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return errorf(resource.KindBadRequest, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+		return identity.Caller{}, errorf(resource.KindBadRequest, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
 	}
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return errorf(resource.KindBadRequest, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is not a Bearer token.")
+		return identity.Caller{}, errorf(resource.KindBadRequest, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is not a Bearer token.")
 	}
-	tok := []byte(strings.TrimSpace(token))
-	for _, t := range s.tokens {
-		if subtle.ConstantTimeCompare(t, tok) == 1 {
-			return nil
-		}
+	c, err := s.auth.Authenticate(r.Context(), token)
+	switch {
+	case err == nil:
+		return c, nil
+	case errors.Is(err, identity.ErrExpiredToken):
+		return c, errorf(resource.KindBadRequest, "ExpiredAuthenticationToken", "The access token has expired. Get a new one from the token endpoint (az login).")
+	case errors.Is(err, identity.ErrInvalidToken):
+		return c, errorf(resource.KindBadRequest, "InvalidAuthenticationToken", "The access token is invalid: %v.", err)
 	}
-	return errorf(resource.KindBadRequest, "InvalidAuthenticationToken", "The access token is invalid.")
+	s.log.Error("authenticate", "err", err)
+	return c, errorf(resource.KindBadRequest, "AuthenticationFailed", "Authentication failed: the token could not be checked.")
 }
 
 func (s *Server) base(r *http.Request) string {
@@ -268,18 +286,20 @@ func (p armPath) scope() string {
 	return "/subscriptions/" + p.sub
 }
 
+// splitPath splits a request path into its unescaped segments. Empty
+// segments are dropped: the Azure CLI's `az resource` sends
+// .../providers/Microsoft.VirtualMachineImages//imageTemplates/N.
 func splitPath(u *url.URL) ([]string, error) {
-	raw := strings.Trim(u.EscapedPath(), "/")
-	if raw == "" {
-		return nil, nil
-	}
-	parts := strings.Split(raw, "/")
-	for i, p := range parts {
+	var parts []string
+	for _, p := range strings.Split(u.EscapedPath(), "/") {
+		if p == "" {
+			continue
+		}
 		s, err := url.PathUnescape(p)
 		if err != nil {
 			return nil, err
 		}
-		parts[i] = s
+		parts = append(parts, s)
 	}
 	return parts, nil
 }
@@ -291,13 +311,11 @@ func canon(seg string) string {
 	return seg
 }
 
-func (s *Server) route(rq *request) {
-	segs, err := splitPath(rq.r.URL)
-	if err != nil {
-		writeError(rq.w, errorf(resource.KindBadRequest, "InvalidRequestUri", "The request path is not valid: %v", err), wrapped)
+func (s *Server) route(rq *request, segs []string) {
+	eq := strings.EqualFold
+	if !s.authorized(rq, segs) {
 		return
 	}
-	eq := strings.EqualFold
 	switch {
 	case len(segs) >= 2 && eq(segs[0], "goldsmith") && eq(segs[1], "v1"):
 		s.goldsmith(rq, segs[2:])
@@ -305,12 +323,26 @@ func (s *Server) route(rq *request) {
 	case len(segs) == 3 && eq(segs[0], "providers") && eq(segs[1], "Microsoft.VirtualMachineImages") && eq(segs[2], "operations"):
 		s.providerOperations(rq)
 		return
+	case len(segs) == 1 && eq(segs[0], "tenants"):
+		s.tenants(rq)
+		return
+	case len(segs) >= 1 && len(segs) <= 2 && eq(segs[0], "subscriptions"):
+		s.subscriptions(rq, segs[1:])
+		return
 	case len(segs) < 2 || !eq(segs[0], "subscriptions"):
 		s.noRoute(rq)
 		return
 	}
 	p := armPath{sub: segs[1]}
 	rest := segs[2:]
+	if len(rest) == 1 && eq(rest[0], "locations") {
+		s.locations(rq, p.sub)
+		return
+	}
+	if len(rest) >= 1 && len(rest) <= 3 && eq(rest[0], "providers") && (len(rest) < 3 || eq(rest[2], "register")) {
+		s.providers(rq, p.sub, rest[1:])
+		return
+	}
 	if len(rest) > 0 && eq(rest[0], "resourceGroups") {
 		if len(rest) == 1 {
 			s.groups(rq, p, false)

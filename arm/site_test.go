@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/goldsmith-dev/goldsmith/build"
+	"github.com/goldsmith-dev/goldsmith/identity"
 	"github.com/goldsmith-dev/goldsmith/internal/standin"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/runner"
@@ -30,7 +31,10 @@ type site struct {
 	DataDir string
 	Svc     *resource.Service
 	Store   *store.Store
-	close   func()
+	Auth    *identity.Authority
+	// Client reaches URL (it trusts the test certificate with TLS).
+	Client *http.Client
+	close  func()
 }
 
 type siteOptions struct {
@@ -46,6 +50,8 @@ type siteOptions struct {
 	Logger   *slog.Logger
 	// HTTPClient downloads what templates reference at submission.
 	HTTPClient *http.Client
+	// TLS serves the API over https (httptest's certificate).
+	TLS bool
 }
 
 // openSite opens a server on o.DataDir, starts its queue and makes its API;
@@ -62,11 +68,11 @@ func openSite(ctx context.Context, o siteOptions) (*site, http.Handler, func(), 
 	}
 	srv, err := server.Open(ctx, server.Config{DataDir: o.DataDir, Workers: o.Workers, Executor: o.Executor,
 		Builder: o.Builder, Platform: o.Platform, Logger: o.Logger, HTTPClient: o.HTTPClient,
-		QueuePoll: 50 * time.Millisecond, QueueLease: 5 * time.Second})
+		StaticTokens: []string{"other-token", testToken}, QueuePoll: 50 * time.Millisecond, QueueLease: 5 * time.Second})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	api, err := New(Options{Service: srv.Service(), Tokens: []string{"other-token", testToken}, PageSize: o.PageSize, RetryAfter: time.Second, Logger: o.Logger})
+	api, err := New(Options{Service: srv.Service(), Auth: srv.Authority(), PageSize: o.PageSize, RetryAfter: time.Second, Logger: o.Logger})
 	if err != nil {
 		srv.Close()
 		return nil, nil, nil, err
@@ -75,7 +81,7 @@ func openSite(ctx context.Context, o siteOptions) (*site, http.Handler, func(), 
 	done := make(chan struct{})
 	go func() { _ = srv.Run(qctx); close(done) }()
 	stop := func() { cancel(); <-done; srv.Close() }
-	return &site{DataDir: srv.DataDir(), Svc: srv.Service(), Store: srv.Store()}, api, stop, nil
+	return &site{DataDir: srv.DataDir(), Svc: srv.Service(), Store: srv.Store(), Auth: srv.Authority()}, api, stop, nil
 }
 
 // standIn is the stand-in executor: no VM boots (see internal/standin).
@@ -91,8 +97,13 @@ func startSite(t *testing.T, o siteOptions) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api)
-	s.URL = srv.URL
+	srv := httptest.NewUnstartedServer(api)
+	if o.TLS {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	s.URL, s.Client = srv.URL, srv.Client()
 	s.close = func() { srv.Close(); stop() }
 	t.Cleanup(s.close)
 	return s
@@ -137,7 +148,7 @@ func (s *site) callWith(t *testing.T, method, path, apiVersion string, body any,
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,6 +164,14 @@ func (s *site) callWith(t *testing.T, method, path, apiVersion string, body any,
 		t.Errorf("%s %s: no x-ms-request-id header", method, path)
 	}
 	return resp, m
+}
+
+// client is the site's HTTP client (a site another test assembled may have none).
+func (s *site) client() *http.Client {
+	if s.Client != nil {
+		return s.Client
+	}
+	return http.DefaultClient
 }
 
 // waitFor polls cond until it holds.

@@ -19,7 +19,8 @@ import (
 
 // StartRun starts a run of a template (AIB's POST .../run): the run is
 // queued and the returned operation reports its end. A template that is
-// already running answers 409.
+// already running answers 409. The run records the actor ctx carries
+// (WithActor) as who started it.
 func (s *Service) StartRun(ctx context.Context, templateID string) (Operation, error) {
 	var op Operation
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
@@ -27,7 +28,7 @@ func (s *Service) StartRun(ctx context.Context, templateID string) (Operation, e
 		if err := getDoc(ctx, tx, templateID, &t); err != nil {
 			return err
 		}
-		r, err := s.startRunTx(ctx, tx, &t)
+		r, err := s.startRunTx(ctx, tx, &t, actorFrom(ctx))
 		if err != nil {
 			return err
 		}
@@ -40,8 +41,9 @@ func (s *Service) StartRun(ctx context.Context, templateID string) (Operation, e
 	return op, err
 }
 
-// startRunTx queues a run of t in tx and updates t (the caller stores it).
-func (s *Service) startRunTx(ctx context.Context, tx *store.Tx, t *ImageTemplate) (Run, error) {
+// startRunTx queues a run of t in tx, started by startedBy, and updates t
+// (the caller stores it).
+func (s *Service) startRunTx(ctx context.Context, tx *store.Tx, t *ImageTemplate, startedBy string) (Run, error) {
 	switch {
 	case t.ProvisioningState == StateCreating:
 		return Run{}, conflict("Conflict", "The image template '%s' is still being created; run it when its provisioningState is Succeeded.", t.Name)
@@ -67,7 +69,7 @@ func (s *Service) startRunTx(ctx context.Context, tx *store.Tx, t *ImageTemplate
 	runID := newGUID()
 	t.Runs++
 	r := Run{ID: t.ID + "/runs/" + runID, RunID: runID, Number: t.Runs, TemplateID: t.ID, State: RunRunning, SubState: string(build.PhaseQueued),
-		StartTime: tx.Now(), OperationID: op.ID,
+		StartTime: tx.Now(), StartedBy: startedBy, OperationID: op.ID,
 		LogPath: path.Join(s.stagingDir(t.ExactStagingResourceGroup), "packerlogs", runID, "customization.log"),
 		WorkDir: path.Join("work", runID)}
 	r.JobID, err = s.runs.Run(ctx, tx, r.ID)
@@ -489,4 +491,19 @@ func templateOf(id resourceid.ID) string {
 	t := id
 	t.Types, t.Names = id.Types[:1], id.Names[:1]
 	return t.String()
+}
+
+type actorKey struct{}
+
+// WithActor returns ctx naming who acts (the authenticated caller, as the
+// API logs it); runs started with it record the name.
+func WithActor(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, actorKey{}, name)
+}
+
+func actorFrom(ctx context.Context) string {
+	if a, ok := ctx.Value(actorKey{}).(string); ok && a != "" {
+		return a
+	}
+	return "unknown"
 }

@@ -102,7 +102,7 @@ func (h submitHandler) Work(ctx context.Context, job queue.Job) error {
 		cur.ProvisioningState = StateSucceeded
 		cur.SystemData.touch(tx.Now())
 		if cur.Template.Properties.AutoRun != nil && cur.Template.Properties.AutoRun.State == "Enabled" {
-			if _, err := s.startRunTx(ctx, tx, &cur); err != nil {
+			if _, err := s.startRunTx(ctx, tx, &cur, "autoRun (at submission)"); err != nil {
 				return err
 			}
 		}

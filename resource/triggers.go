@@ -193,7 +193,7 @@ func (s *Service) fireTriggers(ctx context.Context, tx *store.Tx, from ImageTemp
 		if !slices.Contains(defs, strings.TrimSuffix(src, "/versions/latest")) {
 			continue
 		}
-		if _, err := s.startRunTx(ctx, tx, &t); err != nil {
+		if _, err := s.startRunTx(ctx, tx, &t, "trigger "+trg.ID); err != nil {
 			s.log.Info("trigger did not start a run", "trigger", trg.ID, "reason", err)
 			continue
 		}

@@ -170,17 +170,20 @@ type StagedFile struct {
 
 // Run is one run of a template.
 type Run struct {
-	ID          string     `json:"id"` // resource id: template id + /runs/{runId}
-	RunID       string     `json:"runId"`
-	Number      int        `json:"number"`
-	TemplateID  string     `json:"templateId"`
-	State       string     `json:"state"`    // a runState
-	SubState    string     `json:"subState"` // a runSubState
-	Message     string     `json:"message"`
-	StartTime   time.Time  `json:"startTime"`
-	EndTime     *time.Time `json:"endTime,omitempty"`
-	JobID       int64      `json:"jobId"`
-	OperationID string     `json:"operationId"`
+	ID         string     `json:"id"` // resource id: template id + /runs/{runId}
+	RunID      string     `json:"runId"`
+	Number     int        `json:"number"`
+	TemplateID string     `json:"templateId"`
+	State      string     `json:"state"`    // a runState
+	SubState   string     `json:"subState"` // a runSubState
+	Message    string     `json:"message"`
+	StartTime  time.Time  `json:"startTime"`
+	EndTime    *time.Time `json:"endTime,omitempty"`
+	// StartedBy is who started the run: the caller's name as the API
+	// logs it, "autoRun (at submission)" or "trigger ID".
+	StartedBy   string `json:"startedBy,omitempty"`
+	JobID       int64  `json:"jobId"`
+	OperationID string `json:"operationId"`
 	// CancelOperationID is the operation of a cancel request, if any.
 	CancelOperationID string   `json:"cancelOperationId,omitempty"`
 	LogPath           string   `json:"logPath"` // relative to the data directory

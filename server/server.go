@@ -19,6 +19,7 @@ import (
 
 	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/build"
+	"github.com/goldsmith-dev/goldsmith/identity"
 	"github.com/goldsmith-dev/goldsmith/queue"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/runner"
@@ -51,6 +52,11 @@ type Config struct {
 	// resource's default).
 	HTTPClient *http.Client
 	Logger     *slog.Logger
+	// StaticTokens are bearer tokens accepted as they are, beside the tokens
+	// service principals get from the token endpoint.
+	StaticTokens []string
+	// Tenant is the tenant id tokens name (default identity.DefaultTenant).
+	Tenant string
 	// QueuePoll and QueueLease tune the queue (0: its defaults); tests
 	// shorten them.
 	QueuePoll, QueueLease time.Duration
@@ -63,6 +69,7 @@ type Server struct {
 	queue  *queue.Queue
 	svc    *resource.Service
 	runner *runner.Runner
+	auth   *identity.Authority
 	unlock func()
 }
 
@@ -107,6 +114,13 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The signing key lives beside the database: a copy of the data
+	// directory keeps its tokens valid, another server's tokens are not.
+	s.auth, err = identity.NewAuthority(identity.Options{Directory: identity.NewDirectory(s.store),
+		KeyFile: filepath.Join(dir, "identity", "token-signing.key"), StaticTokens: cfg.StaticTokens, Tenant: cfg.Tenant})
+	if err != nil {
+		return nil, err
+	}
 	exec := cfg.Executor
 	var eng *engine
 	if exec == nil {
@@ -143,6 +157,10 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 // Service is the resource service, for the API.
 func (s *Server) Service() *resource.Service { return s.svc }
+
+// Authority checks and issues the API's access tokens; its Directory holds
+// the service principals.
+func (s *Server) Authority() *identity.Authority { return s.auth }
 
 // Store is the server's database.
 func (s *Server) Store() *store.Store { return s.store }

@@ -24,11 +24,11 @@ const clientTestToken = "client-test-token"
 func startServer(t *testing.T, buildTime time.Duration) string {
 	t.Helper()
 	srv, err := server.Open(context.Background(), server.Config{DataDir: t.TempDir(), Workers: 2,
-		Executor: standin.Executor{Duration: buildTime}, QueuePoll: 50 * time.Millisecond})
+		Executor: standin.Executor{Duration: buildTime}, StaticTokens: []string{clientTestToken}, QueuePoll: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := arm.New(arm.Options{Service: srv.Service(), Tokens: []string{clientTestToken}, RetryAfter: time.Second,
+	api, err := arm.New(arm.Options{Service: srv.Service(), Auth: srv.Authority(), RetryAfter: time.Second,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		srv.Close()

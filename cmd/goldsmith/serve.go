@@ -2,21 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -29,6 +22,7 @@ import (
 	"github.com/goldsmith-dev/goldsmith/arm"
 	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/download"
+	"github.com/goldsmith-dev/goldsmith/runner"
 	"github.com/goldsmith-dev/goldsmith/server"
 )
 
@@ -43,6 +37,10 @@ type serveFlags struct {
 	logLevel   string
 	accel      string
 	maxISOGiB  int64
+	tlsNames   []string
+	// executor, when set, runs the builds instead of the build engine: only
+	// tests set it (the stand-in, internal/standin), there is no flag.
+	executor runner.Executor
 }
 
 // serveConfig is the optional config file (default DATA_DIR/config.json).
@@ -52,20 +50,32 @@ type serveConfig struct {
 	// Regions served, each with its blob root (default DATA_DIR/regions/NAME);
 	// none: blob.DefaultRegionNames.
 	Regions []blob.Region `json:"regions"`
+	// Tenant is the tenant id of the token endpoint (default
+	// identity.DefaultTenant).
+	Tenant string `json:"tenant"`
+	// TLSNames are host names and IP addresses the self-signed certificate
+	// is also made for (--tls-name adds more).
+	TLSNames []string `json:"tlsNames"`
 }
 
-// serveRegions opens the configured regions' blob stores.
-func serveRegions(dir, configPath string) (*blob.Regions, error) {
-	if configPath == "" {
+// readServeConfig reads the config file; a missing default file is no config.
+func readServeConfig(dir, configPath string) (serveConfig, error) {
+	var c serveConfig
+	explicit := configPath != ""
+	if !explicit {
 		configPath = filepath.Join(dir, "config.json")
 	}
-	var c serveConfig
-	if data, err := os.ReadFile(configPath); err == nil {
-		if err := json.Unmarshal(data, &c); err != nil {
-			return nil, fmt.Errorf("read config %s: %w", configPath, err)
-		}
+	data, err := os.ReadFile(configPath)
+	if os.IsNotExist(err) && !explicit {
+		return c, nil
 	}
-	return blob.OpenRegions(filepath.Join(dir, "regions"), c.Regions)
+	if err != nil {
+		return c, fmt.Errorf("read config: %w", err)
+	}
+	if err := json.Unmarshal(data, &c); err != nil {
+		return c, fmt.Errorf("read config %s: %w", configPath, err)
+	}
+	return c, nil
 }
 
 func newServeCommand() *cobra.Command {
@@ -80,10 +90,18 @@ state in SQLite under --data-dir and runs builds with --workers in-process
 workers. Official Azure SDKs and the az CLI work against it when pointed at
 its URL.
 
-Every request needs "Authorization: Bearer TOKEN". Accepted tokens come from
-GOLDSMITH_TOKEN (comma separated) and the config file's "tokens"; when none is
-configured, one is generated at first start, printed, and kept in
-DATA_DIR/token.
+Every request needs "Authorization: Bearer TOKEN": a token the token endpoint
+(POST /adfs/oauth2/token, client_credentials) issued to a service principal
+(az login --service-principal), or a static token. The first service
+principal is made and printed at first start; "goldsmith principal" makes
+more. Static tokens come from GOLDSMITH_TOKEN (comma separated) and the config
+file's "tokens"; when none is configured, one is generated at first start,
+printed, and kept in DATA_DIR/token.
+
+With --tls-self-signed, goldsmith makes its own certificate authority
+(DATA_DIR/tls/ca.crt: point REQUESTS_CA_BUNDLE at it, or install it in the
+system store) and a server certificate for 127.0.0.1, ::1, localhost, this
+host's name and every --tls-name.
 
 After a crash (even kill -9) the next start reports runs that were in
 progress as Failed with a message saying they were interrupted, stops the
@@ -99,7 +117,8 @@ processes they left and removes their scratch files.`,
 	fl.IntVar(&f.workers, "workers", 1, "builds run at the same time")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
-	fl.BoolVar(&f.selfSigned, "tls-self-signed", false, "serve HTTPS with a self-signed certificate kept in DATA_DIR/tls (for local use)")
+	fl.BoolVar(&f.selfSigned, "tls-self-signed", false, "serve HTTPS with a certificate from goldsmith's own CA (DATA_DIR/tls/ca.crt, for REQUESTS_CA_BUNDLE)")
+	fl.StringSliceVar(&f.tlsNames, "tls-name", nil, "another host name or IP address for the --tls-self-signed certificate (repeatable)")
 	fl.StringVar(&f.config, "config", "", "config file (default DATA_DIR/config.json)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.accel, "accel", "", "force the build VMs' accelerator: kvm or tcg (default: probe)")
@@ -135,25 +154,38 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	regions, err := serveRegions(dir, f.config)
+	conf, err := readServeConfig(dir, f.config)
 	if err != nil {
 		return err
 	}
-	builder, platform, err := newBuilder(dir, log.With("component", "build"), f.accel)
+	regions, err := blob.OpenRegions(filepath.Join(dir, "regions"), conf.Regions)
 	if err != nil {
 		return err
 	}
-	srv, err := server.Open(ctx, server.Config{DataDir: dir, Workers: f.workers, Builder: builder, Platform: platform,
-		Regions: regions, MaxISOBytes: f.maxISOGiB << 30, Logger: log})
+	cfg := server.Config{DataDir: dir, Workers: f.workers, Executor: f.executor, Regions: regions,
+		MaxISOBytes: f.maxISOGiB << 30, Tenant: conf.Tenant, Logger: log}
+	if f.executor == nil {
+		if cfg.Builder, cfg.Platform, err = newBuilder(dir, log.With("component", "build"), f.accel); err != nil {
+			return err
+		}
+	}
+	if cfg.StaticTokens, err = serveTokens(dir, conf, stdout); err != nil {
+		return err
+	}
+	srv, err := server.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	tokens, err := serveTokens(dir, f.config, stdout)
+	p, secret, made, err := srv.Authority().Directory().CreateFirst(ctx, "goldsmith-admin")
 	if err != nil {
 		return err
 	}
-	api, err := arm.New(arm.Options{Service: srv.Service(), Tokens: tokens, Logger: log.With("component", "api")})
+	if made {
+		fmt.Fprintf(stdout, "Created the first service principal %q; its secret is shown only now (goldsmith keeps a hash):\n\n"+
+			"    client id: %s\n    secret:    %s\n    tenant:    %s\n\n", p.Name, p.ClientID, secret, srv.Authority().Tenant())
+	}
+	api, err := arm.New(arm.Options{Service: srv.Service(), Auth: srv.Authority(), Logger: log.With("component", "api")})
 	if err != nil {
 		return err
 	}
@@ -164,7 +196,9 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	}
 	scheme := "http"
 	if f.selfSigned {
-		if f.tlsCert, f.tlsKey, err = selfSignedCert(filepath.Join(dir, "tls"), stdout); err != nil {
+		names := append(append([]string{}, conf.TLSNames...), f.tlsNames...)
+		if f.tlsCert, f.tlsKey, err = selfSignedCert(filepath.Join(dir, "tls"), names, stdout); err != nil {
+			ln.Close()
 			return err
 		}
 	}
@@ -207,31 +241,12 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 
 // serveTokens gathers the accepted tokens: GOLDSMITH_TOKEN, the config file,
 // else the generated DATA_DIR/token (made and printed at first start).
-func serveTokens(dir, configPath string, out io.Writer) ([]string, error) {
+func serveTokens(dir string, conf serveConfig, out io.Writer) ([]string, error) {
 	var tokens []string
-	for _, t := range strings.Split(os.Getenv("GOLDSMITH_TOKEN"), ",") {
+	for _, t := range append(strings.Split(os.Getenv("GOLDSMITH_TOKEN"), ","), conf.Tokens...) {
 		if t = strings.TrimSpace(t); t != "" {
 			tokens = append(tokens, t)
 		}
-	}
-	explicit := configPath != ""
-	if configPath == "" {
-		configPath = filepath.Join(dir, "config.json")
-	}
-	data, err := os.ReadFile(configPath)
-	switch {
-	case err == nil:
-		var c serveConfig
-		if err := json.Unmarshal(data, &c); err != nil {
-			return nil, fmt.Errorf("read config %s: %w", configPath, err)
-		}
-		for _, t := range c.Tokens {
-			if t = strings.TrimSpace(t); t != "" {
-				tokens = append(tokens, t)
-			}
-		}
-	case !os.IsNotExist(err) || explicit:
-		return nil, fmt.Errorf("read config: %w", err)
 	}
 	if len(tokens) > 0 {
 		return tokens, nil
@@ -251,54 +266,4 @@ func serveTokens(dir, configPath string, out io.Writer) ([]string, error) {
 	}
 	fmt.Fprintf(out, "Generated an API token (kept in %s):\n\n    export GOLDSMITH_TOKEN=%s\n\n", tokenFile, tok)
 	return []string{tok}, nil
-}
-
-// selfSignedCert returns (making at first use) a self-signed certificate
-// for localhost and 127.0.0.1, and prints its fingerprint.
-func selfSignedCert(dir string, out io.Writer) (certFile, keyFile string, err error) {
-	certFile, keyFile = filepath.Join(dir, "self-signed.crt"), filepath.Join(dir, "self-signed.key")
-	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return "", "", err
-		}
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return "", "", err
-		}
-		serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-		host, _ := os.Hostname()
-		tmpl := &x509.Certificate{
-			SerialNumber: serial,
-			Subject:      pkix.Name{CommonName: "goldsmith (self-signed)"},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().AddDate(2, 0, 0),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-			DNSNames:     []string{"localhost", host},
-			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			return "", "", err
-		}
-		kder, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			return "", "", err
-		}
-		if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-			return "", "", err
-		}
-		if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-			return "", "", err
-		}
-	}
-	pemData, err := os.ReadFile(certFile)
-	if err != nil {
-		return "", "", err
-	}
-	if blk, _ := pem.Decode(pemData); blk != nil {
-		sum := sha256.Sum256(blk.Bytes)
-		fmt.Fprintf(out, "TLS: self-signed certificate %s, SHA-256 fingerprint %s\n", certFile, hex.EncodeToString(sum[:]))
-	}
-	return certFile, keyFile, nil
 }
