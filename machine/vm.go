@@ -63,15 +63,15 @@ func ReadGrubBootConfig(ctx context.Context, disk, format, dir string) (KernelBo
 	return KernelBoot{Kernel: b.Kernel, Initrd: b.Initrd, Cmdline: b.Cmdline, Entry: b.Entry}, nil
 }
 
-// TCGCPUModel is the default emulated CPU: an Intel x86-64-v2 CPU
-// (distributions such as RHEL 9 require v2; Azure's Dv3 sizes are Intel).
-// The vendor matters for speed: Linux trusts the TSC of an Intel CPU of this
-// family with several vCPUs and keeps it as its clocksource, so clock reads
-// stay in the vDSO; with qemu64's AMD vendor it marks the TSC unstable
-// ("TSCs unsynchronized") and falls back to the emulated HPET, which makes
-// every clock read a system call plus MMIO emulation. "max" was 15-20%
-// slower to boot (5-level paging and much more for TCG to emulate).
-const TCGCPUModel = "Nehalem"
+// TCGCPUModel is the default emulated CPU: QEMU's qemu64 plus the
+// x86-64-v2 features (distributions such as RHEL 9 require them). "max" was
+// 15-20% slower to boot in back-to-back runs here (it enables 5-level paging
+// and much more for TCG to emulate). An Intel model (Nehalem) keeps the TSC
+// as the guest's clocksource with several vCPUs, where this AMD one falls
+// back to the HPET, but it booted 10-20% slower still: Linux turns on its
+// Intel mitigations (page table isolation among them), which cost more
+// under emulation than the HPET's clock reads.
+const TCGCPUModel = "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16"
 
 // CPUModelFor is the CPU model a build VM gets under accel.
 func CPUModelFor(accel Accel) string {
