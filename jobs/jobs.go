@@ -520,3 +520,13 @@ type backoff time.Duration
 func (b backoff) NextRetry(job *rivertype.JobRow) time.Time {
 	return time.Now().Add(time.Duration(b) * time.Duration(max(job.Attempt, 1)))
 }
+
+// State is a job's state in River (available, running, completed,
+// cancelled, discarded ...).
+func (q *Queue) State(ctx context.Context, id int64) (rivertype.JobState, error) {
+	row, err := q.river.get(ctx, id)
+	if err != nil {
+		return "", fmt.Errorf("job %d: %w", id, err)
+	}
+	return row.State, nil
+}

@@ -13,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river/rivertype"
+
 	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/disk"
+	"github.com/goldsmith-dev/goldsmith/jobs"
 	"github.com/goldsmith-dev/goldsmith/machine"
-	"github.com/goldsmith-dev/goldsmith/queue"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/store"
 	"github.com/goldsmith-dev/goldsmith/template"
@@ -168,7 +170,7 @@ func blocks(ctx context.Context, _ Request, _ io.Writer, progress func(build.Pha
 type harness struct {
 	dir  string
 	st   *store.Store
-	q    *queue.Queue
+	q    *jobs.Queue
 	rec  *records
 	r    *Runner
 	stop func() // stops the queue (the test's end does too)
@@ -183,7 +185,7 @@ func newHarness(t *testing.T, rec *records, exec Executor) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	q, err := queue.New(ctx, st, queue.Options{Workers: 2, Exclusive: true, Poll: 20 * time.Millisecond})
+	q, err := jobs.New(ctx, st, jobs.Options{Workers: 2, Exclusive: true, Poll: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,20 +229,19 @@ func (h *harness) end(t *testing.T, run resource.Run) resource.RunEnd {
 }
 
 // jobState waits for a job to leave the running state and returns it.
-func (h *harness) jobState(t *testing.T, id int64) queue.State {
+func (h *harness) jobState(t *testing.T, id int64) rivertype.JobState {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var j queue.Job
-		err := h.st.View(context.Background(), func(tx *store.Tx) (err error) { j, err = h.q.Get(context.Background(), tx, id); return err })
+		state, err := h.q.State(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j.State != queue.Running && j.State != queue.Queued {
-			return j.State
+		if state != rivertype.JobStateRunning && state != rivertype.JobStateAvailable {
+			return state
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("job %d still %s", id, j.State)
+			t.Fatalf("job %d still %s", id, state)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -300,30 +301,29 @@ func TestRunEnds(t *testing.T) {
 		code       string // the operation error's code, "" for the default
 		outputs    map[string]bool
 		kept       []string
-		job        queue.State
 		log        string
 	}{
 		{name: "every target published", exec: builds,
-			state: resource.RunSucceeded, outputs: map[string]bool{"img": true, "vhd": true}, job: queue.Done,
+			state: resource.RunSucceeded, outputs: map[string]bool{"img": true, "vhd": true},
 			log: "goldsmith: distributed img to /images/img#"},
 		{name: "one target fails", exec: builds, publishErr: map[string]error{"vhd": errors.New("no room")},
 			state: resource.RunPartiallySucceeded, message: "Failed in distributing 1 images out of total 2: vhd (VHD): no room The build outputs are kept",
-			outputs: map[string]bool{"img": true, "vhd": false}, kept: []string{"vhd"}, job: queue.Done,
+			outputs: map[string]bool{"img": true, "vhd": false}, kept: []string{"vhd"},
 			log: "goldsmith: distributing vhd failed: no room"},
 		{name: "every target fails", exec: builds, publishErr: map[string]error{"vhd": errors.New("no room"), "img": errors.New("no group")},
 			state: resource.RunFailed, message: "Failed in distributing 2 images out of total 2", code: "InternalOperationError",
-			outputs: map[string]bool{"img": false, "vhd": false}, kept: []string{"img", "vhd"}, job: queue.Failed},
+			outputs: map[string]bool{"img": false, "vhd": false}, kept: []string{"img", "vhd"}},
 		{name: "the build fails",
 			exec: func(_ context.Context, _ Request, _ io.Writer, progress func(build.Phase, string)) (Result, error) {
 				progress(build.PhaseBuilding, "fake")
 				return Result{}, errors.New(`customizer 1/1 "step" (Shell) failed with exit code 3`)
 			},
-			state: resource.RunFailed, message: `customizer 1/1 "step" (Shell) failed with exit code 3`, job: queue.Failed,
+			state: resource.RunFailed, message: `customizer 1/1 "step" (Shell) failed with exit code 3`,
 			log: `goldsmith: the run failed during Building: customizer 1/1 "step" (Shell) failed with exit code 3`},
 		{name: "the source cannot be pinned", exec: builds, pinErr: errors.New("BadSharedImageVersionSource: no version"),
-			state: resource.RunFailed, message: "BadSharedImageVersionSource: no version", job: queue.Failed},
+			state: resource.RunFailed, message: "BadSharedImageVersionSource: no version"},
 		{name: "canceled during a build", exec: blocks, cancelIn: "Customizing",
-			state: resource.RunCanceled, message: "The run was canceled during Customizing.", job: queue.Canceled,
+			state: resource.RunCanceled, message: "The run was canceled during Customizing.",
 			log: "goldsmith: the run was canceled during Customizing"},
 	}
 	for _, tt := range tests {
@@ -376,8 +376,10 @@ func TestRunEnds(t *testing.T) {
 			if fmt.Sprint(outputs) != fmt.Sprint(tt.outputs) || fmt.Sprint(kept) != fmt.Sprint(tt.kept) {
 				t.Errorf("runOutputs %v, kept %v; want %v, %v", outputs, kept, tt.outputs, tt.kept)
 			}
-			if got := h.jobState(t, job); got != tt.job {
-				t.Errorf("job %s, want %s", got, tt.job)
+			// The runner ends the job in the transaction that ends the run,
+			// whatever the run's end.
+			if got := h.jobState(t, job); got != rivertype.JobStateCompleted {
+				t.Errorf("job %s, want completed", got)
 			}
 			gone(t, filepath.Join(h.dir, run.WorkDir))
 			log, err := os.ReadFile(filepath.Join(h.dir, run.LogPath))
@@ -448,8 +450,8 @@ func TestInterrupted(t *testing.T) {
 	if end.State != resource.RunFailed || end.Message != want || end.Error == nil || end.Error.Code != "RunInterrupted" {
 		t.Errorf("end: %s %q %+v, want Failed %q RunInterrupted", end.State, end.Message, end.Error, want)
 	}
-	if got := h.jobState(t, job); got != queue.Failed {
-		t.Errorf("job %s, want failed", got)
+	if got := h.jobState(t, job); got != rivertype.JobStateDiscarded {
+		t.Errorf("job %s, want discarded", got)
 	}
 	select {
 	case <-exited:
@@ -458,7 +460,7 @@ func TestInterrupted(t *testing.T) {
 	}
 	gone(t, filepath.Join(h.dir, run.WorkDir))
 	log, _ := os.ReadFile(filepath.Join(h.dir, run.LogPath))
-	if !strings.Contains(string(log), "goldsmith: the run was interrupted: "+queue.ErrStopping.Error()) || !strings.Contains(string(log), want) {
+	if !strings.Contains(string(log), "goldsmith: the run was interrupted: "+jobs.ErrStopping.Error()) || !strings.Contains(string(log), want) {
 		t.Errorf("log:\n%s", log)
 	}
 }
@@ -477,9 +479,9 @@ func TestEnding(t *testing.T) {
 		code        string
 		logLine     string
 	}{
-		{"stopping", queue.ErrStopping, context.Canceled, true, "", "", "", "the run was interrupted: " + queue.ErrStopping.Error()},
-		{"lease lost", queue.ErrLeaseLost, context.Canceled, true, "", "", "", "the run was interrupted: " + queue.ErrLeaseLost.Error()},
-		{"canceled", queue.ErrCanceled, context.Canceled, false, resource.RunCanceled, "The run was canceled during Customizing.", "", "the run was canceled during Customizing"},
+		{"stopping", jobs.ErrStopping, context.Canceled, true, "", "", "", "the run was interrupted: " + jobs.ErrStopping.Error()},
+		{"lease lost", jobs.ErrLeaseLost, context.Canceled, true, "", "", "", "the run was interrupted: " + jobs.ErrLeaseLost.Error()},
+		{"canceled", jobs.ErrCanceled, context.Canceled, false, resource.RunCanceled, "The run was canceled during Customizing.", "", "the run was canceled during Customizing"},
 		{"timed out", errBuildTimeout, context.DeadlineExceeded, false, resource.RunFailed,
 			"The build timed out after 90 minutes (buildTimeoutInMinutes) during Customizing.", "BuildTimeout",
 			"The build timed out after 90 minutes (buildTimeoutInMinutes) during Customizing."},
@@ -508,7 +510,7 @@ func TestInterruption(t *testing.T) {
 		want    string
 		wantEnd string
 	}{
-		{"the server stopped", resource.RunRunning, queue.ErrStopping, resource.RunFailed,
+		{"the server stopped", resource.RunRunning, jobs.ErrStopping, resource.RunFailed,
 			"The run was interrupted during Building because the goldsmith server stopped. Run the template again."},
 		{"the server died", resource.RunRunning, died, resource.RunFailed,
 			"The run was interrupted during Building: the goldsmith server running it stopped unexpectedly (its worker w1 stopped without finishing it). Run the template again."},

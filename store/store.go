@@ -439,7 +439,3 @@ func (t *Tx) Count(ctx context.Context, scope string) (int, error) {
 	}
 	return n, nil
 }
-
-// SQL is the SQLite transaction, for the home-made queue until River
-// replaces it.
-func (t *Tx) SQL() *sql.Tx { return t.SQLiteTx() }
