@@ -509,7 +509,9 @@ type riverWorker struct {
 	q *Queue
 }
 
-func (w riverWorker) Work(ctx context.Context, job *river.Job[args]) error { return w.q.work(ctx, job.JobRow) }
+func (w riverWorker) Work(ctx context.Context, job *river.Job[args]) error {
+	return w.q.work(ctx, job.JobRow)
+}
 
 // Timeout: none (see river.Config.JobTimeout in New).
 func (riverWorker) Timeout(*river.Job[args]) time.Duration { return -1 }

@@ -33,12 +33,12 @@ const BinDir = "/usr/lib/postgresql/15/bin"
 
 // Cluster is a running private PostgreSQL cluster.
 type Cluster struct {
-	dir    string
-	port   int
-	runAs  *user.User // nil: the current user
-	n      atomic.Int64
-	admin  string // DSN of the postgres database
-	missing error // why there is no cluster; Database skips or fails with it
+	dir     string
+	port    int
+	runAs   *user.User // nil: the current user
+	n       atomic.Int64
+	admin   string // DSN of the postgres database
+	missing error  // why there is no cluster; Database skips or fails with it
 }
 
 // Required reports whether PostgreSQL must be there: in CI.
