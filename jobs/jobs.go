@@ -36,6 +36,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,8 +99,13 @@ type Options struct {
 	// Exclusive says this process is the only one using the database, so jobs
 	// left running at start are orphans of a previous process.
 	Exclusive bool
-	Owner     string // this worker's name; default host:pid:random
-	Logger    *slog.Logger
+	// Node names what this process runs for across restarts (a server's
+	// host and locked data directory): jobs left running by an earlier
+	// process of the same node are orphans at start, without waiting for
+	// their lease.
+	Node   string
+	Owner  string // this worker's name; default [Node/]host:pid:random
+	Logger *slog.Logger
 }
 
 // Queue is the job queue.
@@ -137,6 +143,9 @@ func New(ctx context.Context, st *store.Store, opts Options) (*Queue, error) {
 		b := make([]byte, 4)
 		_, _ = rand.Read(b)
 		opts.Owner = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
+		if opts.Node != "" {
+			opts.Owner = opts.Node + "/" + opts.Owner
+		}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -355,8 +364,9 @@ func jobOf(row *rivertype.JobRow) Job {
 }
 
 // Recover ends (or queues again) the running jobs of dead workers: those
-// whose worker has not heartbeaten for Lease, and with all true every
-// running job (the caller knows no other worker lives).
+// whose worker has not heartbeaten for Lease or is an earlier process of
+// this Node, and with all true every running job (the caller knows no
+// other worker lives).
 func (q *Queue) Recover(ctx context.Context, all bool) error {
 	rows, err := q.river.listRunning(ctx)
 	if err != nil {
@@ -381,14 +391,15 @@ func (q *Queue) Recover(ctx context.Context, all bool) error {
 	}
 	for _, row := range rows {
 		o := owner(row)
-		if !all && (o == q.opts.Owner || alive[o]) {
+		earlier := q.opts.Node != "" && strings.HasPrefix(o, q.opts.Node+"/") && o != q.opts.Owner
+		if !all && !earlier && (o == q.opts.Owner || alive[o]) {
 			continue
 		}
 		if all && o == q.opts.Owner {
 			continue // this process's own jobs: Run has not started them yet
 		}
 		cause := fmt.Errorf("its worker %s stopped without finishing it", o)
-		if !all {
+		if !all && !earlier {
 			cause = fmt.Errorf("its worker %s stopped without finishing it (no heartbeat for %v)", o, q.opts.Lease)
 		}
 		q.log.Warn("recovering an interrupted job", "job", row.ID, "kind", row.Kind, "owner", o)

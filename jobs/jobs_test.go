@@ -307,11 +307,13 @@ func TestRecoverOrphans(t *testing.T) {
 	tests := []struct {
 		name      string
 		exclusive bool
+		node      bool // the dead worker was an earlier process of the same node
 		retry     bool
 	}{
-		{"exclusive start", true, false},
-		{"heartbeats stopped", false, false},
-		{"heartbeats stopped, retried", false, true},
+		{"exclusive start", true, false, false},
+		{"heartbeats stopped", false, false, false},
+		{"heartbeats stopped, retried", false, false, true},
+		{"restart of the node", false, true, false},
 	}
 	eachBackend(t, func(t *testing.T, st *store.Store) {
 		for _, tt := range tests {
@@ -319,7 +321,11 @@ func TestRecoverOrphans(t *testing.T) {
 				kind := "build-" + tt.name
 				// The dead worker takes the job, heartbeats once and never again.
 				deadStarted := make(chan Job, 1)
-				dead := newQueue(t, st, Options{Owner: "dead-" + tt.name, Workers: 1, Heartbeat: time.Hour})
+				node, deadName := "", "dead-"+tt.name
+				if tt.node {
+					node, deadName = "node-"+tt.name, "node-"+tt.name+"/dead"
+				}
+				dead := newQueue(t, st, Options{Owner: deadName, Workers: 1, Heartbeat: time.Hour})
 				deadRec := &recorder{started: deadStarted, work: func(ctx context.Context, j Job) error {
 					<-ctx.Done()
 					return context.Cause(ctx)
@@ -332,10 +338,10 @@ func TestRecoverOrphans(t *testing.T) {
 				rec := &recorder{retry: tt.retry, work: func(context.Context, Job) error { return nil }}
 				rec.started = make(chan Job, 1)
 				lease := time.Hour
-				if !tt.exclusive {
+				if !tt.exclusive && !tt.node {
 					lease = 300 * time.Millisecond
 				}
-				alive := newQueue(t, st, Options{Owner: "alive-" + tt.name, Workers: 1, Exclusive: tt.exclusive, Lease: lease, Heartbeat: 50 * time.Millisecond})
+				alive := newQueue(t, st, Options{Node: node, Workers: 1, Exclusive: tt.exclusive, Lease: lease, Heartbeat: 50 * time.Millisecond})
 				alive.Handle(kind, rec)
 				start(t, alive)
 				row := waitState(t, alive, id, rivertype.JobStateDiscarded)
@@ -351,7 +357,7 @@ func TestRecoverOrphans(t *testing.T) {
 				if len(got) != 1 || string(got[0].Payload) != `{"run":"run-1"}` && string(got[0].Payload) != `{"run": "run-1"}` {
 					t.Fatalf("Interrupted calls = %+v, want one for run-1", got)
 				}
-				if got[0].Owner != "dead-"+tt.name || !strings.Contains(causes[0].Error(), "dead-"+tt.name) {
+				if got[0].Owner != deadName || !strings.Contains(causes[0].Error(), deadName) {
 					t.Errorf("owner %q, cause %v: want the dead worker named", got[0].Owner, causes[0])
 				}
 				if len(deadRec.interrupted) != 0 {
@@ -362,7 +368,7 @@ func TestRecoverOrphans(t *testing.T) {
 					if !tt.retry {
 						t.Errorf("job %d ran again without a retry", j.ID)
 					}
-				case <-time.After(time.Second):
+				case <-time.After(500 * time.Millisecond): // polls every 20ms
 					if tt.retry {
 						t.Error("the retry did not run")
 					}
@@ -374,10 +380,12 @@ func TestRecoverOrphans(t *testing.T) {
 
 func TestHeartbeatKeepsJob(t *testing.T) {
 	eachBackend(t, func(t *testing.T, st *store.Store) {
-		q := newQueue(t, st, Options{Workers: 1, Lease: 150 * time.Millisecond, Heartbeat: 30 * time.Millisecond})
+		// Leases are short and heartbeats frequent, with a margin for -race
+		// on a loaded machine.
+		q := newQueue(t, st, Options{Workers: 1, Lease: 600 * time.Millisecond, Heartbeat: 50 * time.Millisecond})
 		rec := &recorder{work: func(ctx context.Context, j Job) error {
 			select {
-			case <-time.After(600 * time.Millisecond): // four leases long
+			case <-time.After(1800 * time.Millisecond): // three leases long
 				return nil
 			case <-ctx.Done():
 				return context.Cause(ctx)
@@ -385,7 +393,7 @@ func TestHeartbeatKeepsJob(t *testing.T) {
 		}}
 		q.Handle("long", rec)
 		// Another process watches for dead workers.
-		watcher := newQueue(t, st, Options{Owner: "watcher", Workers: 0, Lease: 150 * time.Millisecond, Heartbeat: 30 * time.Millisecond})
+		watcher := newQueue(t, st, Options{Owner: "watcher", Workers: 0, Lease: 600 * time.Millisecond, Heartbeat: 50 * time.Millisecond})
 		start(t, watcher)
 		start(t, q)
 		id := enqueue(t, st, q, NewJob{Kind: "long"})

@@ -116,7 +116,8 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if workers == 0 {
 		workers = 1
 	}
-	s.queue, err = jobs.New(ctx, s.store, jobs.Options{Workers: workers, Exclusive: exclusive,
+	host, _ := os.Hostname()
+	s.queue, err = jobs.New(ctx, s.store, jobs.Options{Workers: workers, Exclusive: exclusive, Node: host + ":" + dir,
 		Poll: cfg.QueuePoll, Lease: cfg.QueueLease, Logger: log.With("component", "queue")})
 	if err != nil {
 		return nil, err
