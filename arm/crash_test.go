@@ -10,35 +10,40 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/internal/pgtest"
 	"github.com/goldsmith-dev/goldsmith/machine"
 )
 
+// cluster is the PostgreSQL cluster of the tests that run on both engines.
+var cluster *pgtest.Cluster
+
 // TestMain lets this test binary act as a goldsmith server process for
-// the crash test (see serveChild).
+// the crash tests (see serveChild), and otherwise starts a PostgreSQL
+// cluster for the tests.
 func TestMain(m *testing.M) {
 	if dir := os.Getenv("GOLDSMITH_TEST_SERVE_DIR"); dir != "" {
-		if err := serveChild(dir); err != nil {
+		if err := serveChild(dir, os.Getenv("GOLDSMITH_TEST_DATABASE")); err != nil {
 			fmt.Fprintln(os.Stderr, "serve:", err)
 			os.Exit(1)
 		}
 		return
 	}
-	os.Exit(m.Run())
+	pgtest.Main(m, func(c *pgtest.Cluster) { cluster = c })
 }
 
-// serveChild runs a server on dir until killed, writing its URL to dir/url.
-func serveChild(dir string) error {
+// serveChild runs a server on dir and database until killed, writing its
+// URL to dir/url.
+func serveChild(dir, database string) error {
 	d, err := time.ParseDuration(os.Getenv("GOLDSMITH_TEST_BUILD_TIME"))
 	if err != nil {
 		return err
 	}
-	_, api, _, err := openSite(context.Background(), siteOptions{DataDir: dir, Executor: standIn(d)})
+	_, api, _, err := openSite(context.Background(), siteOptions{DataDir: dir, Database: database, Executor: standIn(d)})
 	if err != nil {
 		return err
 	}
@@ -55,12 +60,13 @@ func serveChild(dir string) error {
 	return http.Serve(ln, api)
 }
 
-// startChild starts a server process on dir and waits until it answers.
-func startChild(t *testing.T, dir string) (*exec.Cmd, *site) {
+// startChild starts a server process on dir and database and waits until
+// it answers.
+func startChild(t *testing.T, dir, database string) (*exec.Cmd, *site) {
 	t.Helper()
 	_ = os.Remove(filepath.Join(dir, "url"))
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "GOLDSMITH_TEST_SERVE_DIR="+dir, "GOLDSMITH_TEST_BUILD_TIME=4s")
+	cmd.Env = append(os.Environ(), "GOLDSMITH_TEST_SERVE_DIR="+dir, "GOLDSMITH_TEST_DATABASE="+database, "GOLDSMITH_TEST_BUILD_TIME=4s")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -88,13 +94,19 @@ func processGone(pid int) bool {
 // TestKillDuringRun kills the server (SIGKILL) while a build runs, starts
 // it again, and checks that the run is reported Failed as interrupted, its
 // build process and scratch files are gone, everything made before is
-// intact, and the template runs again.
+// intact, and the template runs again; on SQLite and on PostgreSQL.
 func TestKillDuringRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts server processes")
 	}
+	for _, b := range cluster.Backends() {
+		t.Run(b.Name, func(t *testing.T) { killDuringRun(t, b.Database(t)) })
+	}
+}
+
+func killDuringRun(t *testing.T, database string) {
 	dir := t.TempDir()
-	child, s := startChild(t, dir)
+	child, s := startChild(t, dir, database)
 	putGroup(t, s, "rg1")
 	gal := rgPath("rg1") + "/providers/Microsoft.Compute/galleries/gal"
 	def := gal + "/images/def"
@@ -152,7 +164,7 @@ func TestKillDuringRun(t *testing.T) {
 		t.Fatalf("the build process %d died with the server; the test would prove nothing", vmPid)
 	}
 
-	_, s = startChild(t, dir)
+	_, s = startChild(t, dir, database)
 	_, got := s.call(t, "GET", tmplPath("rg1", "long"), v24, nil)
 	lrs, _ := dig(got, "properties", "lastRunStatus").(map[string]any)
 	if lrs["runState"] != "Failed" || !strings.Contains(lrs["message"].(string), "interrupted") || !strings.Contains(lrs["message"].(string), "Customizing") {

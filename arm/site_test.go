@@ -35,6 +35,9 @@ type site struct {
 
 type siteOptions struct {
 	DataDir string
+	// Database is the server's database (see server.Config): "" for
+	// SQLite in DataDir, or a PostgreSQL URL.
+	Database string
 	// Executor runs the builds; default the stand-in (internal/standin),
 	// unless Builder is set: then the build engine runs them, resolving
 	// platform images with Platform.
@@ -60,7 +63,7 @@ func openSite(ctx context.Context, o siteOptions) (*site, http.Handler, func(), 
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	srv, err := server.Open(ctx, server.Config{DataDir: o.DataDir, Workers: o.Workers, Executor: o.Executor,
+	srv, err := server.Open(ctx, server.Config{DataDir: o.DataDir, Database: o.Database, Workers: o.Workers, Executor: o.Executor,
 		Builder: o.Builder, Platform: o.Platform, Logger: o.Logger, HTTPClient: o.HTTPClient,
 		QueuePoll: 50 * time.Millisecond, QueueLease: 5 * time.Second})
 	if err != nil {
