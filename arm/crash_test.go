@@ -213,3 +213,84 @@ func killDuringRun(t *testing.T, database string) {
 		t.Errorf("run after restart: %v", op)
 	}
 }
+
+// TestWorkerDiesOnSharedDatabase runs two servers on one PostgreSQL
+// database, each with its own data directory, and kills (SIGKILL) the one
+// building a run: the other reports the run Failed as interrupted, naming
+// the dead worker, once its heartbeats stop (the tests' lease is 5 s);
+// when the killed server starts again, the build process it left is
+// stopped and its scratch files removed.
+func TestWorkerDiesOnSharedDatabase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	database := cluster.Database(t)
+	dirs := []string{t.TempDir(), t.TempDir()}
+	children := make([]*exec.Cmd, 2)
+	sites := make([]*site, 2)
+	for i, dir := range dirs {
+		children[i], sites[i] = startChild(t, dir, database)
+	}
+	putGroup(t, sites[0], "rg1")
+	var cust []map[string]any
+	for i := range 20 {
+		cust = append(cust, inline(fmt.Sprintf("echo step %d", i)))
+	}
+	long := linuxTemplate("rg1", cust...)
+	long["properties"].(map[string]any)["distribute"] = []any{map[string]any{"type": "VHD", "runOutputName": "vhd"}}
+	submit(t, sites[0], "rg1", "long", v24, long)
+	run(t, sites[1], "rg1", "long")
+	waitFor(t, "customizing", 20*time.Second, func() bool {
+		_, got := sites[0].call(t, "GET", tmplPath("rg1", "long"), v24, nil)
+		return str(got, "properties", "lastRunStatus", "runSubState") == "Customizing"
+	})
+	// The server building it is the one with the build's pid file.
+	builder := -1
+	var pidFile string
+	for i, dir := range dirs {
+		if files, _ := filepath.Glob(filepath.Join(dir, "work", "*", "vm.pid")); len(files) == 1 {
+			builder, pidFile = i, files[0]
+		}
+	}
+	if builder < 0 {
+		t.Fatal("no server has the build's pid file")
+	}
+	other := sites[1-builder]
+	vmPid, err := machine.ReadPIDFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := children[builder].Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = children[builder].Wait()
+	killed := time.Now()
+
+	var lrs map[string]any
+	waitFor(t, "the other server to report the run interrupted", 30*time.Second, func() bool {
+		_, got := other.call(t, "GET", tmplPath("rg1", "long"), v24, nil)
+		lrs, _ = dig(got, "properties", "lastRunStatus").(map[string]any)
+		return lrs["runState"] == "Failed"
+	})
+	took := time.Since(killed)
+	msg, _ := lrs["message"].(string)
+	// The worker's name holds its server's data directory (jobs.Options.Node).
+	if !strings.Contains(msg, "interrupted") || !strings.Contains(msg, dirs[builder]) || !strings.Contains(msg, "Customizing") {
+		t.Errorf("lastRunStatus: %v, want interrupted during Customizing, naming the worker of %s", lrs, dirs[builder])
+	}
+	// Lease 5 s, heartbeat every 5/6 s: seen within about 6 s.
+	if took > 15*time.Second {
+		t.Errorf("the dead worker's run was reported after %v, want within about 6 s", took)
+	}
+	t.Logf("the run of the killed server was reported interrupted %v after the kill", took.Round(100*time.Millisecond))
+
+	startChild(t, dirs[builder], database)
+	waitFor(t, "the orphaned build process to be stopped", 10*time.Second, func() bool { return processGone(vmPid) })
+	if left, _ := filepath.Glob(filepath.Join(dirs[builder], "work", "*")); len(left) != 0 {
+		t.Errorf("scratch files left: %v", left)
+	}
+	// And the template runs again, on either server.
+	if op := pollOp(t, other, run(t, other, "rg1", "long")); str(op, "status") != "Succeeded" {
+		t.Errorf("run after the crash: %v", op)
+	}
+}
