@@ -17,6 +17,7 @@ import (
 
 	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/disk"
+	"github.com/goldsmith-dev/goldsmith/internal/pgtest"
 	"github.com/goldsmith-dev/goldsmith/jobs"
 	"github.com/goldsmith-dev/goldsmith/machine"
 	"github.com/goldsmith-dev/goldsmith/resource"
@@ -176,16 +177,20 @@ type harness struct {
 	stop func() // stops the queue (the test's end does too)
 }
 
-func newHarness(t *testing.T, rec *records, exec Executor) *harness {
+// newHarness runs a Runner on database ("": SQLite in the data directory).
+func newHarness(t *testing.T, database string, rec *records, exec Executor) *harness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := store.Open(ctx, filepath.Join(dir, "goldsmith.db"))
+	if database == "" {
+		database = filepath.Join(dir, "goldsmith.db")
+	}
+	st, err := store.Open(ctx, database)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	q, err := jobs.New(ctx, st, jobs.Options{Workers: 2, Exclusive: true, Poll: 20 * time.Millisecond})
+	q, err := jobs.New(ctx, st, jobs.Options{Workers: 2, Exclusive: st.Dialect() == store.SQLite, Poll: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,20 +294,23 @@ var (
 
 // TestRunEnds runs one run per case through the queue and checks the end
 // the runner records, its job's end, the log and the scratch space.
+// runEndCase is a case of TestRunEnds.
+type runEndCase struct {
+	name       string
+	exec       executor
+	publishErr map[string]error
+	pinErr     error
+	cancelIn   string // cancel the run once it is in this phase
+	state      string
+	message    string // substring
+	code       string // the operation error's code, "" for the default
+	outputs    map[string]bool
+	kept       []string
+	log        string
+}
+
 func TestRunEnds(t *testing.T) {
-	tests := []struct {
-		name       string
-		exec       executor
-		publishErr map[string]error
-		pinErr     error
-		cancelIn   string // cancel the run once it is in this phase
-		state      string
-		message    string // substring
-		code       string // the operation error's code, "" for the default
-		outputs    map[string]bool
-		kept       []string
-		log        string
-	}{
+	tests := []runEndCase{
 		{name: "every target published", exec: builds,
 			state: resource.RunSucceeded, outputs: map[string]bool{"img": true, "vhd": true},
 			log: "goldsmith: distributed img to /images/img#"},
@@ -326,70 +334,76 @@ func TestRunEnds(t *testing.T) {
 			state: resource.RunCanceled, message: "The run was canceled during Customizing.",
 			log: "goldsmith: the run was canceled during Customizing"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rec := newRecords(managed, vhd)
-			rec.publishErr, rec.pinErr = tt.publishErr, tt.pinErr
-			h := newHarness(t, rec, tt.exec)
-			run, job := h.start(t, "r1")
-			if tt.cancelIn != "" {
-				h.waitPhase(t, run.RunID, tt.cancelIn)
-				rec.setState(run.ID, resource.RunCanceling)
-				err := h.st.Update(context.Background(), func(tx *store.Tx) error {
-					running, err := NewQueue(h.q).Cancel(context.Background(), tx, job)
-					if err == nil && !running {
-						err = errors.New("the job is not running")
-					}
-					return err
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			end := h.end(t, run)
-			if end.State != tt.state || !strings.Contains(end.Message, tt.message) {
-				t.Errorf("end: %s %q, want %s with %q", end.State, end.Message, tt.state, tt.message)
-			}
-			if code := ""; end.Error != nil {
-				if code = end.Error.Code; code != tt.code {
-					t.Errorf("operation error code %q, want %q", code, tt.code)
-				}
-			} else if tt.code != "" {
-				t.Errorf("no operation error, want %s", tt.code)
-			}
-			outputs := map[string]bool{}
-			var kept []string
-			if d := end.Distribution; d != nil {
-				for _, o := range d.Outputs {
-					outputs[o.Name] = o.Succeeded
-				}
-				for _, k := range d.Kept {
-					kept = append(kept, k.RunOutputName)
-					if _, err := os.Stat(filepath.Join(h.dir, k.Path)); err != nil || !strings.HasPrefix(k.Path, d.KeptDir+"/") {
-						t.Errorf("kept output %s at %s (in %s): %v", k.RunOutputName, k.Path, d.KeptDir, err)
-					}
-				}
-			}
-			if tt.outputs == nil {
-				tt.outputs = map[string]bool{}
-			}
-			if fmt.Sprint(outputs) != fmt.Sprint(tt.outputs) || fmt.Sprint(kept) != fmt.Sprint(tt.kept) {
-				t.Errorf("runOutputs %v, kept %v; want %v, %v", outputs, kept, tt.outputs, tt.kept)
-			}
-			// The runner ends the job in the transaction that ends the run,
-			// whatever the run's end.
-			if got := h.jobState(t, job); got != rivertype.JobStateCompleted {
-				t.Errorf("job %s, want completed", got)
-			}
-			gone(t, filepath.Join(h.dir, run.WorkDir))
-			log, err := os.ReadFile(filepath.Join(h.dir, run.LogPath))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !strings.Contains(string(log), tt.log) || !strings.Contains(string(log), "goldsmith: run r1 (number 1) of image template "+templateID+" started") {
-				t.Errorf("log lacks %q:\n%s", tt.log, log)
+	for _, b := range cluster.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) { runEnds(t, b.Database(t), tt) })
 			}
 		})
+	}
+}
+
+func runEnds(t *testing.T, database string, tt runEndCase) {
+	rec := newRecords(managed, vhd)
+	rec.publishErr, rec.pinErr = tt.publishErr, tt.pinErr
+	h := newHarness(t, database, rec, tt.exec)
+	run, job := h.start(t, "r1")
+	if tt.cancelIn != "" {
+		h.waitPhase(t, run.RunID, tt.cancelIn)
+		rec.setState(run.ID, resource.RunCanceling)
+		err := h.st.Update(context.Background(), func(tx *store.Tx) error {
+			running, err := NewQueue(h.q).Cancel(context.Background(), tx, job)
+			if err == nil && !running {
+				err = errors.New("the job is not running")
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := h.end(t, run)
+	if end.State != tt.state || !strings.Contains(end.Message, tt.message) {
+		t.Errorf("end: %s %q, want %s with %q", end.State, end.Message, tt.state, tt.message)
+	}
+	if code := ""; end.Error != nil {
+		if code = end.Error.Code; code != tt.code {
+			t.Errorf("operation error code %q, want %q", code, tt.code)
+		}
+	} else if tt.code != "" {
+		t.Errorf("no operation error, want %s", tt.code)
+	}
+	outputs := map[string]bool{}
+	var kept []string
+	if d := end.Distribution; d != nil {
+		for _, o := range d.Outputs {
+			outputs[o.Name] = o.Succeeded
+		}
+		for _, k := range d.Kept {
+			kept = append(kept, k.RunOutputName)
+			if _, err := os.Stat(filepath.Join(h.dir, k.Path)); err != nil || !strings.HasPrefix(k.Path, d.KeptDir+"/") {
+				t.Errorf("kept output %s at %s (in %s): %v", k.RunOutputName, k.Path, d.KeptDir, err)
+			}
+		}
+	}
+	if tt.outputs == nil {
+		tt.outputs = map[string]bool{}
+	}
+	if fmt.Sprint(outputs) != fmt.Sprint(tt.outputs) || fmt.Sprint(kept) != fmt.Sprint(tt.kept) {
+		t.Errorf("runOutputs %v, kept %v; want %v, %v", outputs, kept, tt.outputs, tt.kept)
+	}
+	// The runner ends the job in the transaction that ends the run,
+	// whatever the run's end.
+	if got := h.jobState(t, job); got != rivertype.JobStateCompleted {
+		t.Errorf("job %s, want completed", got)
+	}
+	gone(t, filepath.Join(h.dir, run.WorkDir))
+	log, err := os.ReadFile(filepath.Join(h.dir, run.LogPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), tt.log) || !strings.Contains(string(log), "goldsmith: run r1 (number 1) of image template "+templateID+" started") {
+		t.Errorf("log lacks %q:\n%s", tt.log, log)
 	}
 }
 
@@ -397,7 +411,7 @@ func TestRunEnds(t *testing.T) {
 // each as AIB's runSubState, and Distributing once the build is done.
 func TestPhases(t *testing.T) {
 	rec := newRecords(managed)
-	h := newHarness(t, rec, executor(func(ctx context.Context, run Request, log io.Writer, progress func(build.Phase, string)) (Result, error) {
+	h := newHarness(t, "", rec, executor(func(ctx context.Context, run Request, log io.Writer, progress func(build.Phase, string)) (Result, error) {
 		progress(build.PhaseCustomizing, "step 1")
 		progress(build.PhaseGeneralizing, "deprovisioning")
 		progress(build.PhaseValidating, "checks")
@@ -423,9 +437,15 @@ func TestPhases(t *testing.T) {
 // interrupted, the process the build recorded is stopped and its scratch
 // space removed.
 func TestInterrupted(t *testing.T) {
+	for _, b := range cluster.Backends() {
+		t.Run(b.Name, func(t *testing.T) { interrupted(t, b.Database(t)) })
+	}
+}
+
+func interrupted(t *testing.T, database string) {
 	rec := newRecords(managed)
 	started := make(chan *exec.Cmd, 1)
-	h := newHarness(t, rec, executor(func(ctx context.Context, run Request, log io.Writer, progress func(build.Phase, string)) (Result, error) {
+	h := newHarness(t, database, rec, executor(func(ctx context.Context, run Request, log io.Writer, progress func(build.Phase, string)) (Result, error) {
 		vm := exec.Command("sleep", "60")
 		vm.Dir = run.WorkDir
 		if err := vm.Start(); err != nil {
@@ -528,7 +548,7 @@ func TestInterruption(t *testing.T) {
 // outputs no run refers to, and keeps the rest.
 func TestSweep(t *testing.T) {
 	rec := newRecords(managed)
-	h := newHarness(t, rec, executor(builds))
+	h := newHarness(t, "", rec, executor(builds))
 	h.stop()
 	active := rec.add("active")
 	ended := rec.add("ended")
@@ -550,3 +570,7 @@ func TestSweep(t *testing.T) {
 		}
 	}
 }
+
+var cluster *pgtest.Cluster
+
+func TestMain(m *testing.M) { pgtest.Main(m, func(c *pgtest.Cluster) { cluster = c }) }
