@@ -90,6 +90,11 @@ func startSite(t *testing.T, o siteOptions) *site {
 	if o.DataDir == "" {
 		o.DataDir = t.TempDir()
 	}
+	// GOLDSMITH_TEST_BACKEND=postgres runs the API tests on PostgreSQL
+	// (scripts/test does, after the SQLite run).
+	if o.Database == "" && os.Getenv("GOLDSMITH_TEST_BACKEND") == "postgres" {
+		o.Database = cluster.Database(t)
+	}
 	s, api, stop, err := openSite(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
