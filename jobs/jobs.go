@@ -61,7 +61,6 @@ type Job struct {
 	Attempt     int // 1 for the first attempt
 	MaxAttempts int
 	Owner       string // the worker running it (River client id)
-	Created     time.Time
 }
 
 // NewJob describes a job to enqueue.
@@ -184,9 +183,6 @@ func New(ctx context.Context, st *store.Store, opts Options) (*Queue, error) {
 	}
 	return q, nil
 }
-
-// Owner is this process's worker name.
-func (q *Queue) Owner() string { return q.opts.Owner }
 
 // Handle registers the handler of a job kind. Call before Run.
 func (q *Queue) Handle(kind string, h Handler) {
@@ -360,7 +356,7 @@ func owner(row *rivertype.JobRow) string {
 
 func jobOf(row *rivertype.JobRow) Job {
 	return Job{ID: row.ID, Kind: row.Kind, Payload: json.RawMessage(row.EncodedArgs), Attempt: row.Attempt,
-		MaxAttempts: row.MaxAttempts, Owner: owner(row), Created: row.CreatedAt}
+		MaxAttempts: row.MaxAttempts, Owner: owner(row)}
 }
 
 // Recover ends (or queues again) the running jobs of dead workers: those

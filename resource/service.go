@@ -82,7 +82,7 @@ type Service struct {
 }
 
 // New makes a Service and registers its job handlers (submissions and
-// deletions) on the queue; start the queue (queue.Run) afterwards. The runs
+// deletions) on the queue; start the queue (jobs.Queue.Run) afterwards. The runs
 // are package runner's.
 func New(opts Options) (*Service, error) {
 	if opts.Store == nil || opts.Queue == nil || opts.Runs == nil || opts.DataDir == "" {

@@ -9,9 +9,10 @@
 // The run, its template and what a distribution publishes are package
 // resource's documents: the runner reads and changes them through Records
 // (resource.Service), in the transaction that also ends the run's job.
-// Leases and heartbeats are the queue's. The API only queues and cancels
-// runs' jobs (Queue); a process that builds (goldsmith serve, or a worker
-// without the API) makes a Runner on the same store and queue.
+// Workers' heartbeats and the recovery of a dead worker's jobs are package
+// jobs'. The API only queues and cancels runs' jobs (Queue); a process that
+// builds (goldsmith serve, or a worker without the API) makes a Runner on
+// the same store and queue.
 package runner
 
 import (
@@ -78,7 +79,7 @@ type Runner struct {
 }
 
 // New makes a Runner and registers its job handlers on the queue; start
-// the queue (queue.Run) afterwards.
+// the queue (jobs.Queue.Run) afterwards.
 func New(opts Options) (*Runner, error) {
 	if opts.Store == nil || opts.Queue == nil || opts.Records == nil || opts.Executor == nil || opts.DataDir == "" {
 		return nil, errors.New("runner: Store, Queue, Records, Executor and DataDir are required")
