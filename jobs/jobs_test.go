@@ -435,3 +435,32 @@ func TestStopInterrupts(t *testing.T) {
 		}
 	})
 }
+
+// Servers starting together on a new database migrate River's tables one
+// at a time.
+func TestConcurrentStarts(t *testing.T) {
+	for _, b := range cluster.Backends() {
+		if b.Name == "sqlite" {
+			continue // one server per SQLite file (its data directory is locked)
+		}
+		t.Run(b.Name, func(t *testing.T) {
+			database := b.Database(t)
+			errs := make(chan error, 3)
+			for range 3 {
+				go func() {
+					st, err := store.Open(context.Background(), database)
+					if err == nil {
+						_, err = New(context.Background(), st, Options{})
+						st.Close()
+					}
+					errs <- err
+				}()
+			}
+			for range 3 {
+				if err := <-errs; err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}

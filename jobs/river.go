@@ -39,12 +39,16 @@ type client[TDriver riverdriver.Driver[TTx], TTx any] struct {
 	txOf func(*store.Tx) TTx
 }
 
-func newClient[TDriver riverdriver.Driver[TTx], TTx any](ctx context.Context, driver TDriver, cfg *river.Config, txOf func(*store.Tx) TTx) (*client[TDriver, TTx], error) {
+// newClient migrates River's tables (under exclusive, which keeps other
+// processes from migrating at the same time) and makes the client.
+func newClient[TDriver riverdriver.Driver[TTx], TTx any](ctx context.Context, driver TDriver, cfg *river.Config, txOf func(*store.Tx) TTx,
+	exclusive func(context.Context, func() error) error) (*client[TDriver, TTx], error) {
 	m, err := rivermigrate.New(driver, nil)
 	if err != nil {
 		return nil, fmt.Errorf("River migrations: %w", err)
 	}
-	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+	err = exclusive(ctx, func() error { _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); return err })
+	if err != nil {
 		return nil, fmt.Errorf("migrate River's tables: %w", err)
 	}
 	c, err := river.NewClient(driver, cfg)
@@ -59,11 +63,36 @@ func newClient[TDriver riverdriver.Driver[TTx], TTx any](ctx context.Context, dr
 func newSQLiteClient(ctx context.Context, st *store.Store, cfg *river.Config) (riverClient, error) {
 	// SQLite has no LISTEN/NOTIFY: workers poll.
 	cfg.PollOnly = true
-	return newClient(ctx, riversqlite.New(st.SQLiteDB()), cfg, func(tx *store.Tx) *sql.Tx { return tx.SQLiteTx() })
+	// The data directory is locked: no other process migrates.
+	alone := func(_ context.Context, fn func() error) error { return fn() }
+	return newClient(ctx, riversqlite.New(st.SQLiteDB()), cfg, func(tx *store.Tx) *sql.Tx { return tx.SQLiteTx() }, alone)
 }
 
+// migrateLock is the key of the session advisory lock PostgreSQL servers
+// migrate River's tables under, one at a time (several replicas may start
+// together on a new database).
+const migrateLock = 0x72697672 // "rivr"
+
 func newPostgresClient(ctx context.Context, st *store.Store, cfg *river.Config) (riverClient, error) {
-	return newClient(ctx, riverpgxv5.New(st.PostgresPool()), cfg, func(tx *store.Tx) pgx.Tx { return tx.PostgresTx() })
+	pool := st.PostgresPool()
+	locked := func(ctx context.Context, fn func() error) error {
+		conn, err := pool.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Release()
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrateLock); err != nil {
+			return fmt.Errorf("take the migration lock: %w", err)
+		}
+		defer func() {
+			bg := context.WithoutCancel(ctx)
+			if _, err := conn.Exec(bg, `SELECT pg_advisory_unlock($1)`, migrateLock); err != nil {
+				_ = conn.Conn().Close(bg) // its session, and so the lock, ends
+			}
+		}()
+		return fn()
+	}
+	return newClient(ctx, riverpgxv5.New(pool), cfg, func(tx *store.Tx) pgx.Tx { return tx.PostgresTx() }, locked)
 }
 
 func (c *client[TDriver, TTx]) insert(ctx context.Context, tx *store.Tx, a args, opts *river.InsertOpts) (int64, error) {

@@ -45,7 +45,11 @@ func (t *Tx) schemaVersion(ctx context.Context) (int, error) {
 		}
 	case PostgreSQL:
 		var exists bool
-		if err := t.c.queryRow(ctx, `SELECT to_regclass('goldsmith_schema') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		// A scan of the catalog, not to_regclass: that answers from the
+		// session's cache, which may not have seen another server create
+		// the table meanwhile.
+		err := t.c.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'goldsmith_schema')`).Scan(&exists)
+		if err != nil || !exists {
 			return 0, err
 		}
 		if err := t.c.queryRow(ctx, `SELECT version FROM goldsmith_schema`).Scan(&v); err != nil {
