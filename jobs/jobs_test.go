@@ -385,7 +385,7 @@ func TestHeartbeatKeepsJob(t *testing.T) {
 		q := newQueue(t, st, Options{Workers: 1, Lease: 600 * time.Millisecond, Heartbeat: 50 * time.Millisecond})
 		rec := &recorder{work: func(ctx context.Context, j Job) error {
 			select {
-			case <-time.After(1800 * time.Millisecond): // three leases long
+			case <-time.After(1200 * time.Millisecond): // two leases long
 				return nil
 			case <-ctx.Done():
 				return context.Cause(ctx)

@@ -98,6 +98,10 @@ func Start() (*Cluster, error) {
 		return nil, fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, log)
 	}
 	c.admin = c.dsn("postgres")
+	if err := c.admin1("CREATE DATABASE goldsmith_test"); err != nil {
+		c.Stop()
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -127,8 +131,10 @@ func (c *Cluster) Stop() {
 	os.RemoveAll(c.dir)
 }
 
-// Database creates an empty database for t and returns its URL; it is
-// dropped when t ends.
+// Database makes an empty database for t and returns its URL; it is
+// dropped when t ends. It is a schema of its own in the cluster's test
+// database, named by search_path in the URL: making one takes milliseconds
+// where a whole database takes a third of a second.
 func (c *Cluster) Database(t testing.TB) string {
 	t.Helper()
 	if c == nil || c.missing != nil {
@@ -142,21 +148,24 @@ func (c *Cluster) Database(t testing.TB) string {
 		t.Skipf("skipping the PostgreSQL case: %v", err)
 	}
 	name := fmt.Sprintf("t%d", c.n.Add(1))
-	if err := c.admin1(fmt.Sprintf("CREATE DATABASE %s", name)); err != nil {
+	db := c.dsn("goldsmith_test")
+	if err := c.exec(db, fmt.Sprintf("CREATE SCHEMA %s", name)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := c.admin1(fmt.Sprintf("DROP DATABASE %s WITH (FORCE)", name)); err != nil {
-			t.Errorf("drop test database: %v", err)
+		if err := c.exec(db, fmt.Sprintf("DROP SCHEMA %s CASCADE", name)); err != nil {
+			t.Errorf("drop test schema: %v", err)
 		}
 	})
-	return c.dsn(name)
+	return db + "&search_path=" + name
 }
 
-func (c *Cluster) admin1(sql string) error {
+func (c *Cluster) admin1(sql string) error { return c.exec(c.admin, sql) }
+
+func (c *Cluster) exec(dsn, sql string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, c.admin)
+	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return fmt.Errorf("pgtest: connect: %w", err)
 	}
