@@ -274,9 +274,10 @@ func TestWorkerDiesOnSharedDatabase(t *testing.T) {
 	})
 	took := time.Since(killed)
 	msg, _ := lrs["message"].(string)
-	// The worker's name holds its server's data directory (jobs.Options.Node).
-	if !strings.Contains(msg, "interrupted") || !strings.Contains(msg, dirs[builder]) || !strings.Contains(msg, "Customizing") {
-		t.Errorf("lastRunStatus: %v, want interrupted during Customizing, naming the worker of %s", lrs, dirs[builder])
+	// The worker's name is host:pid:random.
+	worker := fmt.Sprintf(":%d:", children[builder].Process.Pid)
+	if !strings.Contains(msg, "interrupted") || !strings.Contains(msg, worker) || !strings.Contains(msg, "Customizing") {
+		t.Errorf("lastRunStatus: %v, want interrupted during Customizing, naming the worker (pid %d)", lrs, children[builder].Process.Pid)
 	}
 	// Lease 5 s, heartbeat every 5/6 s: seen within about 6 s.
 	if took > 15*time.Second {

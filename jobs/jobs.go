@@ -36,7 +36,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -103,7 +102,7 @@ type Options struct {
 	// process of the same node are orphans at start, without waiting for
 	// their lease.
 	Node   string
-	Owner  string // this worker's name; default [Node/]host:pid:random
+	Owner  string // this worker's name (River's client id); default host:pid:random
 	Logger *slog.Logger
 }
 
@@ -142,9 +141,9 @@ func New(ctx context.Context, st *store.Store, opts Options) (*Queue, error) {
 		b := make([]byte, 4)
 		_, _ = rand.Read(b)
 		opts.Owner = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
-		if opts.Node != "" {
-			opts.Owner = opts.Node + "/" + opts.Owner
-		}
+	}
+	if len(opts.Owner) > 100 { // River's limit on a client id
+		opts.Owner = opts.Owner[len(opts.Owner)-100:]
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -308,10 +307,17 @@ func ignoreNotFound(err error) error {
 	return err
 }
 
+// heartbeat is a worker's heartbeat document; its time is the document's
+// Updated.
+type heartbeat struct {
+	Owner string `json:"owner"`
+	Node  string `json:"node,omitempty"`
+}
+
 // heartbeat records that this worker lives.
 func (q *Queue) heartbeat(ctx context.Context) error {
 	return q.st.Update(ctx, func(tx *store.Tx) error {
-		return tx.PutJSON(ctx, workerID(q.opts.Owner), workerType, map[string]any{"owner": q.opts.Owner, "heartbeat": tx.Now()})
+		return tx.PutJSON(ctx, workerID(q.opts.Owner), workerType, heartbeat{Owner: q.opts.Owner, Node: q.opts.Node})
 	})
 }
 
@@ -378,16 +384,20 @@ func (q *Queue) Recover(ctx context.Context, all bool) error {
 		return fmt.Errorf("read workers' heartbeats: %w", err)
 	}
 	deadline := time.Now().Add(-q.opts.Lease)
+	nodeOf := map[string]string{}
 	for _, d := range docs {
+		var w heartbeat
+		if err := json.Unmarshal(d.Body, &w); err != nil {
+			return fmt.Errorf("decode %s: %w", d.ID, err)
+		}
+		nodeOf[w.Owner] = w.Node
 		if d.Updated.After(deadline) {
-			var w struct{ Owner string }
-			_ = json.Unmarshal(d.Body, &w)
 			alive[w.Owner] = true
 		}
 	}
 	for _, row := range rows {
 		o := owner(row)
-		earlier := q.opts.Node != "" && strings.HasPrefix(o, q.opts.Node+"/") && o != q.opts.Owner
+		earlier := q.opts.Node != "" && nodeOf[o] == q.opts.Node && o != q.opts.Owner
 		if !all && !earlier && (o == q.opts.Owner || alive[o]) {
 			continue
 		}

@@ -323,9 +323,9 @@ func TestRecoverOrphans(t *testing.T) {
 				deadStarted := make(chan Job, 1)
 				node, deadName := "", "dead-"+tt.name
 				if tt.node {
-					node, deadName = "node-"+tt.name, "node-"+tt.name+"/dead"
+					node = "node-" + tt.name
 				}
-				dead := newQueue(t, st, Options{Owner: deadName, Workers: 1, Heartbeat: time.Hour})
+				dead := newQueue(t, st, Options{Node: node, Owner: deadName, Workers: 1, Heartbeat: time.Hour})
 				deadRec := &recorder{started: deadStarted, work: func(ctx context.Context, j Job) error {
 					<-ctx.Done()
 					return context.Cause(ctx)
