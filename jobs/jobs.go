@@ -115,6 +115,11 @@ type Queue struct {
 	workers  *river.Workers
 	handlers map[string]Handler
 
+	// stopping ends (cause ErrStopping) when Run's context does: every
+	// job's context follows it, even a job River hands over meanwhile.
+	stopping context.Context
+	stop     context.CancelCauseFunc
+
 	mu      sync.Mutex
 	running map[int64]context.CancelCauseFunc
 }
@@ -150,6 +155,7 @@ func New(ctx context.Context, st *store.Store, opts Options) (*Queue, error) {
 	}
 	q := &Queue{st: st, opts: opts, log: opts.Logger, workers: river.NewWorkers(),
 		handlers: map[string]Handler{}, running: map[int64]context.CancelCauseFunc{}}
+	q.stopping, q.stop = context.WithCancelCause(context.Background())
 	cfg := &river.Config{
 		ID:     opts.Owner,
 		Logger: opts.Logger,
@@ -280,11 +286,7 @@ loop:
 			q.log.Error("recover jobs of dead workers", "err", err)
 		}
 	}
-	q.mu.Lock()
-	for _, cancel := range q.running {
-		cancel(ErrStopping)
-	}
-	q.mu.Unlock()
+	q.stop(ErrStopping)
 	var err error
 	if working {
 		// River waits for the jobs, which stop promptly now.
@@ -413,13 +415,21 @@ func (q *Queue) Recover(ctx context.Context, all bool) error {
 			return err
 		}
 	}
-	// Heartbeats of workers long dead and without jobs are of no use.
+	// Heartbeats of workers long dead (their jobs recovered above) are of
+	// no use.
+	var stale []string
+	for _, d := range docs {
+		if d.Updated.Before(deadline.Add(-q.opts.Lease)) {
+			stale = append(stale, d.ID)
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
 	return q.st.Update(ctx, func(tx *store.Tx) error {
-		for _, d := range docs {
-			if d.Updated.Before(deadline.Add(-q.opts.Lease)) {
-				if err := ignoreNotFound(tx.Delete(ctx, d.ID)); err != nil {
-					return err
-				}
+		for _, id := range stale {
+			if err := ignoreNotFound(tx.Delete(ctx, id)); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -479,6 +489,7 @@ func (q *Queue) work(ctx context.Context, row *rivertype.JobRow) error {
 		delete(q.running, j.ID)
 		q.mu.Unlock()
 	}()
+	defer context.AfterFunc(q.stopping, func() { cancel(ErrStopping) })()
 	err := h.Work(jctx, j)
 	cause := context.Cause(jctx)
 	switch {
