@@ -19,9 +19,9 @@
 //     data directory is locked), every job still running at start belongs
 //     to a dead process and is handled at once.
 //   - Cancellation of a running job in any process: Cancel marks the job
-//     (River's JobCancelTx) and the process running it sees the mark at its
-//     next heartbeat (at once when it is the same process), and cancels the
-//     job's context with ErrCanceled.
+//     (River's JobCancelTx) and the process running it cancels the job's
+//     context with ErrCanceled: at once in the same process or when River
+//     tells it (PostgreSQL's notifications), else at its next heartbeat.
 //   - A clean stop: when Run's context ends, running jobs' contexts are
 //     canceled with ErrStopping and each handler's Interrupted decides.
 package jobs
@@ -306,10 +306,17 @@ func (q *Queue) work(ctx context.Context, row *rivertype.JobRow) error {
 	}
 	log := q.log.With("job", j.ID, "kind", j.Kind, "attempt", j.Attempt)
 	log.Info("job started")
-	// The job's context: River's cancels are not used (its stop would
-	// not say why); ctx keeps the values River's job API needs.
+	// The job's context says why it ends (context.Cause); ctx keeps the
+	// values River's job API needs. Of River's reasons only a cancel is
+	// followed: on PostgreSQL River hears of it at once (LISTEN/NOTIFY),
+	// sooner than the heartbeat; River's stop is Run's.
 	jctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancel(nil)
+	defer context.AfterFunc(ctx, func() {
+		if errors.Is(context.Cause(ctx), river.ErrJobCancelledRemotely) {
+			cancel(ErrCanceled)
+		}
+	})()
 	q.mu.Lock()
 	q.running[j.ID] = cancel
 	q.mu.Unlock()
