@@ -39,6 +39,9 @@ type site struct {
 
 type siteOptions struct {
 	DataDir string
+	// Database is the server's database (see server.Config): "" for
+	// SQLite in DataDir, or a PostgreSQL URL.
+	Database string
 	// Executor runs the builds; default the stand-in (internal/standin),
 	// unless Builder is set: then the build engine runs them, resolving
 	// platform images with Platform.
@@ -66,7 +69,7 @@ func openSite(ctx context.Context, o siteOptions) (*site, http.Handler, func(), 
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	srv, err := server.Open(ctx, server.Config{DataDir: o.DataDir, Workers: o.Workers, Executor: o.Executor,
+	srv, err := server.Open(ctx, server.Config{DataDir: o.DataDir, Database: o.Database, Workers: o.Workers, Executor: o.Executor,
 		Builder: o.Builder, Platform: o.Platform, Logger: o.Logger, HTTPClient: o.HTTPClient,
 		StaticTokens: []string{"other-token", testToken}, QueuePoll: 50 * time.Millisecond, QueueLease: 5 * time.Second})
 	if err != nil {
@@ -92,6 +95,11 @@ func startSite(t *testing.T, o siteOptions) *site {
 	t.Helper()
 	if o.DataDir == "" {
 		o.DataDir = t.TempDir()
+	}
+	// GOLDSMITH_TEST_BACKEND=postgres runs the API tests on PostgreSQL
+	// (scripts/test does, after the SQLite run).
+	if o.Database == "" && os.Getenv("GOLDSMITH_TEST_BACKEND") == "postgres" {
+		o.Database = cluster.Database(t)
 	}
 	s, api, stop, err := openSite(context.Background(), o)
 	if err != nil {

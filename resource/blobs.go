@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/goldsmith-dev/goldsmith/queue"
+	"github.com/goldsmith-dev/goldsmith/jobs"
 	"github.com/goldsmith-dev/goldsmith/store"
 )
 
@@ -37,12 +37,11 @@ func (s *Service) deleteTree(ctx context.Context, tx *store.Tx, id string) ([]st
 
 // succeedJob ends a job's operation as Succeeded and the job as done, in
 // the caller's transaction.
-func (s *Service) succeedJob(ctx context.Context, tx *store.Tx, job queue.Job, operation string) error {
+func (s *Service) succeedJob(ctx context.Context, tx *store.Tx, job jobs.Job, operation string) error {
 	if err := endOperation(ctx, tx, operation, OpSucceeded, nil); err != nil {
 		return err
 	}
-	_, err := s.q.Finish(ctx, tx, job, queue.Done, "")
-	return err
+	return s.q.Finish(ctx, tx, job)
 }
 
 // releaseDeleted releases the artifacts of deleted documents.

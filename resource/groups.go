@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goldsmith-dev/goldsmith/queue"
+	"github.com/goldsmith-dev/goldsmith/jobs"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
 	"github.com/goldsmith-dev/goldsmith/store"
 )
@@ -118,7 +118,7 @@ func (s *Service) DeleteResourceGroup(ctx context.Context, sub, name string) (Op
 		if err := tx.PutJSON(ctx, g.ID, TypeResourceGroup, g); err != nil {
 			return err
 		}
-		_, err = s.q.Enqueue(ctx, tx, queue.NewJob{Kind: jobDeleteGroup, Ref: g.ID, Payload: opPayload{Resource: g.ID, Operation: op.ID}, MaxAttempts: 5})
+		_, err = s.q.Enqueue(ctx, tx, jobs.NewJob{Kind: jobDeleteGroup, Payload: opPayload{Resource: g.ID, Operation: op.ID}, MaxAttempts: 5})
 		return err
 	})
 	return op, err
@@ -132,7 +132,7 @@ type opPayload struct {
 
 type deleteGroupHandler struct{ s *Service }
 
-func (h deleteGroupHandler) Work(ctx context.Context, job queue.Job) error {
+func (h deleteGroupHandler) Work(ctx context.Context, job jobs.Job) error {
 	s := h.s
 	var p opPayload
 	if err := json.Unmarshal(job.Payload, &p); err != nil {
@@ -171,7 +171,7 @@ func (h deleteGroupHandler) Work(ctx context.Context, job queue.Job) error {
 	return err
 }
 
-func (h deleteGroupHandler) Interrupted(context.Context, *store.Tx, queue.Job, error) (bool, error) {
+func (h deleteGroupHandler) Interrupted(context.Context, *store.Tx, jobs.Job, error) (bool, error) {
 	return true, nil // deleting again is safe
 }
 

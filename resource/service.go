@@ -16,7 +16,7 @@ import (
 	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/blobref"
 	"github.com/goldsmith-dev/goldsmith/download"
-	"github.com/goldsmith-dev/goldsmith/queue"
+	"github.com/goldsmith-dev/goldsmith/jobs"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
 	"github.com/goldsmith-dev/goldsmith/store"
 )
@@ -45,7 +45,7 @@ type RunQueue interface {
 type Options struct {
 	Store *store.Store
 	// Queue runs the service's own jobs: submissions and deletions.
-	Queue *queue.Queue
+	Queue *jobs.Queue
 	// Runs queues the runs' jobs.
 	Runs RunQueue
 	// DataDir holds the staging groups' files, run scratch space and
@@ -69,7 +69,7 @@ type Options struct {
 // Service is the resource model's behaviour.
 type Service struct {
 	st      *store.Store
-	q       *queue.Queue
+	q       *jobs.Queue
 	runs    RunQueue
 	refs    *blobref.Refs
 	dataDir string
@@ -82,7 +82,7 @@ type Service struct {
 }
 
 // New makes a Service and registers its job handlers (submissions and
-// deletions) on the queue; start the queue (queue.Run) afterwards. The runs
+// deletions) on the queue; start the queue (jobs.Queue.Run) afterwards. The runs
 // are package runner's.
 func New(opts Options) (*Service, error) {
 	if opts.Store == nil || opts.Queue == nil || opts.Runs == nil || opts.DataDir == "" {

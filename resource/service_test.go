@@ -15,6 +15,7 @@ import (
 	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/disk"
+	"github.com/goldsmith-dev/goldsmith/internal/pgtest"
 	"github.com/goldsmith-dev/goldsmith/machine"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
@@ -61,14 +62,31 @@ type fixture struct {
 	close func() // stops the queue and closes the server; the test's end does too
 }
 
+var cluster *pgtest.Cluster
+
+func TestMain(m *testing.M) { pgtest.Main(m, func(c *pgtest.Cluster) { cluster = c }) }
+
 // open assembles a server on dir (a new one when "") and works its queue
-// until the test ends.
+// until the test ends. With GOLDSMITH_TEST_BACKEND=postgres its database
+// is PostgreSQL, the same for every server opened on dir.
 func open(t *testing.T, dir string, exec runner.Executor) *fixture {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	srv, err := server.Open(context.Background(), server.Config{DataDir: dir, Workers: 2, Executor: exec, QueuePoll: 20 * time.Millisecond})
+	database := ""
+	if os.Getenv("GOLDSMITH_TEST_BACKEND") == "postgres" {
+		p := filepath.Join(dir, "test-database")
+		b, err := os.ReadFile(p)
+		if database = string(b); os.IsNotExist(err) {
+			database = cluster.Database(t)
+			err = os.WriteFile(p, []byte(database), 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv, err := server.Open(context.Background(), server.Config{DataDir: dir, Database: database, Workers: 2, Executor: exec, QueuePoll: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/goldsmith-dev/goldsmith/download"
-	"github.com/goldsmith-dev/goldsmith/queue"
+	"github.com/goldsmith-dev/goldsmith/jobs"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
 	"github.com/goldsmith-dev/goldsmith/store"
 	"github.com/goldsmith-dev/goldsmith/template"
@@ -43,7 +43,7 @@ type submitHandler struct{ s *Service }
 
 // Work validates a submitted template, makes its staging group and fills it
 // with every file the template references, verified.
-func (h submitHandler) Work(ctx context.Context, job queue.Job) error {
+func (h submitHandler) Work(ctx context.Context, job jobs.Job) error {
 	s := h.s
 	var p opPayload
 	if err := json.Unmarshal(job.Payload, &p); err != nil {
@@ -94,8 +94,7 @@ func (h submitHandler) Work(ctx context.Context, job queue.Job) error {
 		var cur ImageTemplate
 		if _, err := tx.GetJSON(ctx, t.ID, &cur); err != nil || cur.ProvisioningState != StateCreating {
 			stale = true
-			_, ferr := s.q.Finish(ctx, tx, job, queue.Done, "the template was deleted during submission")
-			return ferr
+			return s.q.Finish(ctx, tx, job)
 		}
 		cur.StagedFiles = files
 		cur.ExactStagingResourceGroup, cur.StagingCreated = t.ExactStagingResourceGroup, t.StagingCreated
@@ -119,7 +118,7 @@ func (h submitHandler) Work(ctx context.Context, job queue.Job) error {
 
 // Interrupted retries a submission (downloading again is safe); when no
 // attempt is left the template fails.
-func (h submitHandler) Interrupted(ctx context.Context, tx *store.Tx, job queue.Job, cause error) (bool, error) {
+func (h submitHandler) Interrupted(ctx context.Context, tx *store.Tx, job jobs.Job, cause error) (bool, error) {
 	if job.Attempt < job.MaxAttempts {
 		return true, nil
 	}
@@ -143,13 +142,12 @@ func submissionError(problems []template.Problem) *ProvisioningError {
 	return &ProvisioningError{Code: problems[0].Code, Message: msg}
 }
 
-func (s *Service) failSubmission(ctx context.Context, job queue.Job, p opPayload, pe *ProvisioningError) error {
+func (s *Service) failSubmission(ctx context.Context, job jobs.Job, p opPayload, pe *ProvisioningError) error {
 	return s.st.Update(ctx, func(tx *store.Tx) error {
 		if err := s.recordSubmissionFailure(ctx, tx, p, pe); err != nil {
 			return err
 		}
-		_, err := s.q.Finish(ctx, tx, job, queue.Failed, pe.Message)
-		return err
+		return s.q.Finish(ctx, tx, job)
 	})
 }
 

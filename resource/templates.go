@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goldsmith-dev/goldsmith/queue"
+	"github.com/goldsmith-dev/goldsmith/jobs"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
 	"github.com/goldsmith-dev/goldsmith/store"
 	"github.com/goldsmith-dev/goldsmith/template"
@@ -92,7 +92,7 @@ func (s *Service) CreateTemplate(ctx context.Context, id resourceid.ID, body map
 		if err := tx.CreateJSON(ctx, t.ID, TypeImageTemplate, t); err != nil {
 			return err
 		}
-		_, err = s.q.Enqueue(ctx, tx, queue.NewJob{Kind: jobSubmit, Ref: t.ID, Payload: opPayload{Resource: t.ID, Operation: op.ID}, MaxAttempts: 3})
+		_, err = s.q.Enqueue(ctx, tx, jobs.NewJob{Kind: jobSubmit, Payload: opPayload{Resource: t.ID, Operation: op.ID}, MaxAttempts: 3})
 		return err
 	})
 	return t, op, err
@@ -334,7 +334,7 @@ func (s *Service) startTemplateDelete(ctx context.Context, id string) (Operation
 		if err := tx.PutJSON(ctx, t.ID, TypeImageTemplate, t); err != nil {
 			return err
 		}
-		_, err = s.q.Enqueue(ctx, tx, queue.NewJob{Kind: jobDelete, Ref: t.ID, Payload: opPayload{Resource: t.ID, Operation: op.ID}, MaxAttempts: 5})
+		_, err = s.q.Enqueue(ctx, tx, jobs.NewJob{Kind: jobDelete, Payload: opPayload{Resource: t.ID, Operation: op.ID}, MaxAttempts: 5})
 		return err
 	})
 	return op, err
@@ -342,7 +342,7 @@ func (s *Service) startTemplateDelete(ctx context.Context, id string) (Operation
 
 type deleteHandler struct{ s *Service }
 
-func (h deleteHandler) Work(ctx context.Context, job queue.Job) error {
+func (h deleteHandler) Work(ctx context.Context, job jobs.Job) error {
 	s := h.s
 	var p opPayload
 	if err := json.Unmarshal(job.Payload, &p); err != nil {
@@ -406,6 +406,6 @@ func (h deleteHandler) Work(ctx context.Context, job queue.Job) error {
 	return nil
 }
 
-func (h deleteHandler) Interrupted(context.Context, *store.Tx, queue.Job, error) (bool, error) {
+func (h deleteHandler) Interrupted(context.Context, *store.Tx, jobs.Job, error) (bool, error) {
 	return true, nil // deleting again is safe
 }

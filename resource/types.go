@@ -7,7 +7,7 @@
 // It speaks in resources and ARM error codes, not HTTP: package arm turns
 // requests into calls on Service and answers into each apiVersion's shape.
 // State lives in package store (one transaction per change); long work (a
-// template's submission, a deletion) is a job of package queue, so it
+// template's submission, a deletion) is a job of package jobs, so it
 // survives restarts. A run is recorded here (started, canceled, retried,
 // ended, what it published) but run by package runner: Service queues its
 // job through a RunQueue and is the runner's Records. Blob references are

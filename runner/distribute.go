@@ -21,7 +21,7 @@ import (
 	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/distribute"
-	"github.com/goldsmith-dev/goldsmith/queue"
+	"github.com/goldsmith-dev/goldsmith/jobs"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/store"
 	"github.com/goldsmith-dev/goldsmith/template"
@@ -43,7 +43,7 @@ type target struct {
 // targets whose output is in unusable (by lower-case runOutputName) fail
 // with its error. With retry, only the targets whose runOutput has not
 // succeeded are published.
-func (r *Runner) distribute(ctx context.Context, job queue.Job, runID string, res Result, unusable map[string]error, log io.Writer, retry bool) error {
+func (r *Runner) distribute(ctx context.Context, job jobs.Job, runID string, res Result, unusable map[string]error, log io.Writer, retry bool) error {
 	var t resource.ImageTemplate
 	var run resource.Run
 	prev := map[string]resource.Resource{}

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/goldsmith-dev/goldsmith/build"
-	"github.com/goldsmith-dev/goldsmith/queue"
+	"github.com/goldsmith-dev/goldsmith/jobs"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
@@ -18,7 +18,7 @@ import (
 // an interruption ends the run as a run's does.
 type redistributeHandler struct{ runHandler }
 
-func (h redistributeHandler) Work(ctx context.Context, job queue.Job) error {
+func (h redistributeHandler) Work(ctx context.Context, job jobs.Job) error {
 	r := h.r
 	run, t, log, err := r.load(ctx, job)
 	if err != nil || log == nil {

@@ -9,9 +9,10 @@
 // The run, its template and what a distribution publishes are package
 // resource's documents: the runner reads and changes them through Records
 // (resource.Service), in the transaction that also ends the run's job.
-// Leases and heartbeats are the queue's. The API only queues and cancels
-// runs' jobs (Queue); a process that builds (goldsmith serve, or a worker
-// without the API) makes a Runner on the same store and queue.
+// Workers' heartbeats and the recovery of a dead worker's jobs are package
+// jobs'. The API only queues and cancels runs' jobs (Queue); a process that
+// builds (goldsmith serve, or a worker without the API) makes a Runner on
+// the same store and queue.
 package runner
 
 import (
@@ -27,8 +28,8 @@ import (
 	"time"
 
 	"github.com/goldsmith-dev/goldsmith/build"
+	"github.com/goldsmith-dev/goldsmith/jobs"
 	"github.com/goldsmith-dev/goldsmith/machine"
-	"github.com/goldsmith-dev/goldsmith/queue"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/store"
 	"github.com/goldsmith-dev/goldsmith/template"
@@ -58,7 +59,7 @@ type Records interface {
 // Options configure a Runner.
 type Options struct {
 	Store    *store.Store
-	Queue    *queue.Queue
+	Queue    *jobs.Queue
 	Records  Records
 	Executor Executor
 	// DataDir is the data directory the runs' paths are relative to; runs'
@@ -70,7 +71,7 @@ type Options struct {
 // Runner runs the runs a queue hands it.
 type Runner struct {
 	st      *store.Store
-	q       *queue.Queue
+	q       *jobs.Queue
 	records Records
 	exec    Executor
 	dataDir string
@@ -78,7 +79,7 @@ type Runner struct {
 }
 
 // New makes a Runner and registers its job handlers on the queue; start
-// the queue (queue.Run) afterwards.
+// the queue (jobs.Queue.Run) afterwards.
 func New(opts Options) (*Runner, error) {
 	if opts.Store == nil || opts.Queue == nil || opts.Records == nil || opts.Executor == nil || opts.DataDir == "" {
 		return nil, errors.New("runner: Store, Queue, Records, Executor and DataDir are required")
@@ -133,7 +134,7 @@ var errBuildTimeout = errors.New("build timeout")
 // (by the queue calling Interrupted).
 func stopped(ctx context.Context) bool {
 	cause := context.Cause(ctx)
-	return errors.Is(cause, queue.ErrStopping) || errors.Is(cause, queue.ErrLeaseLost)
+	return errors.Is(cause, jobs.ErrStopping) || errors.Is(cause, jobs.ErrLeaseLost)
 }
 
 type runHandler struct{ r *Runner }
@@ -141,7 +142,7 @@ type runHandler struct{ r *Runner }
 // Work runs one build: the Executor builds, then the outputs are distributed.
 // Whatever goes wrong, the run ends with a message saying what (unless the
 // process is stopping: then Interrupted reports it).
-func (h runHandler) Work(ctx context.Context, job queue.Job) error {
+func (h runHandler) Work(ctx context.Context, job jobs.Job) error {
 	err := h.work(ctx, job)
 	if err == nil || stopped(ctx) {
 		return err
@@ -151,7 +152,7 @@ func (h runHandler) Work(ctx context.Context, job queue.Job) error {
 		return err
 	}
 	end := resource.RunEnd{State: resource.RunFailed, Message: "goldsmith failed to run the build: " + err.Error()}
-	if errors.Is(context.Cause(ctx), queue.ErrCanceled) {
+	if errors.Is(context.Cause(ctx), jobs.ErrCanceled) {
 		end = resource.RunEnd{State: resource.RunCanceled, Message: "The run was canceled."}
 	}
 	if ferr := h.r.finish(ctx, job, p.Run, end); ferr != nil {
@@ -162,7 +163,7 @@ func (h runHandler) Work(ctx context.Context, job queue.Job) error {
 
 // load reads a run job's run and template and opens the run's log. A run
 // that is no longer active gives a nil log (nothing to do).
-func (r *Runner) load(ctx context.Context, job queue.Job) (resource.Run, resource.ImageTemplate, *os.File, error) {
+func (r *Runner) load(ctx context.Context, job jobs.Job) (resource.Run, resource.ImageTemplate, *os.File, error) {
 	var p payload
 	var run resource.Run
 	var t resource.ImageTemplate
@@ -191,7 +192,7 @@ func (r *Runner) load(ctx context.Context, job queue.Job) (resource.Run, resourc
 	return run, t, log, err
 }
 
-func (h runHandler) work(ctx context.Context, job queue.Job) error {
+func (h runHandler) work(ctx context.Context, job jobs.Job) error {
 	r := h.r
 	run, t, log, err := r.load(ctx, job)
 	if err != nil || log == nil {
@@ -280,9 +281,9 @@ type buildEnd struct {
 // runSubState it was in.
 func ending(cause, execErr error, phase string, timeoutMinutes int) (end buildEnd, interrupted bool) {
 	switch {
-	case errors.Is(cause, queue.ErrStopping), errors.Is(cause, queue.ErrLeaseLost):
+	case errors.Is(cause, jobs.ErrStopping), errors.Is(cause, jobs.ErrLeaseLost):
 		return buildEnd{logLine: fmt.Sprintf("the run was interrupted: %v", cause)}, true
-	case errors.Is(cause, queue.ErrCanceled):
+	case errors.Is(cause, jobs.ErrCanceled):
 		return buildEnd{RunEnd: resource.RunEnd{State: resource.RunCanceled, Message: fmt.Sprintf("The run was canceled during %s.", phase)},
 			logLine: "the run was canceled during " + phase}, false
 	case errors.Is(cause, errBuildTimeout):
@@ -303,7 +304,7 @@ func ending(cause, execErr error, phase string, timeoutMinutes int) (end buildEn
 // Interrupted reports a run whose process died or stopped as Failed (or
 // Canceled, if it was being canceled), stops the processes it left and
 // removes its scratch files.
-func (h runHandler) Interrupted(ctx context.Context, tx *store.Tx, job queue.Job, cause error) (bool, error) {
+func (h runHandler) Interrupted(ctx context.Context, tx *store.Tx, job jobs.Job, cause error) (bool, error) {
 	r := h.r
 	var p payload
 	if err := json.Unmarshal(job.Payload, &p); err != nil {
@@ -334,10 +335,10 @@ func (h runHandler) Interrupted(ctx context.Context, tx *store.Tx, job queue.Job
 }
 
 // interruption is the end of a run whose process stopped (cause
-// queue.ErrStopping) or died.
+// jobs.ErrStopping) or died.
 func interruption(run resource.Run, cause error) resource.RunEnd {
 	state, msg := resource.RunFailed, fmt.Sprintf("The run was interrupted during %s: the goldsmith server running it stopped unexpectedly (%v). Run the template again.", run.SubState, cause)
-	if errors.Is(cause, queue.ErrStopping) {
+	if errors.Is(cause, jobs.ErrStopping) {
 		msg = fmt.Sprintf("The run was interrupted during %s because the goldsmith server stopped. Run the template again.", run.SubState)
 	}
 	if run.State == resource.RunCanceling {
@@ -347,30 +348,18 @@ func interruption(run resource.Run, cause error) resource.RunEnd {
 }
 
 // finish ends a run and its job in one transaction.
-func (r *Runner) finish(ctx context.Context, job queue.Job, runID string, end resource.RunEnd) error {
+func (r *Runner) finish(ctx context.Context, job jobs.Job, runID string, end resource.RunEnd) error {
 	ctx = context.WithoutCancel(ctx)
 	return r.st.Update(ctx, func(tx *store.Tx) error { return r.finishTx(ctx, tx, job, runID, end) })
 }
 
 // finishTx ends a run and its job in tx; a run that had ended only ends
 // its job.
-func (r *Runner) finishTx(ctx context.Context, tx *store.Tx, job queue.Job, runID string, end resource.RunEnd) error {
-	ended, err := r.records.EndRun(ctx, tx, runID, end)
-	if err != nil {
+func (r *Runner) finishTx(ctx context.Context, tx *store.Tx, job jobs.Job, runID string, end resource.RunEnd) error {
+	if _, err := r.records.EndRun(ctx, tx, runID, end); err != nil {
 		return err
 	}
-	state, msg := queue.Done, ""
-	if ended {
-		msg = end.Message
-		switch end.State {
-		case resource.RunFailed:
-			state = queue.Failed
-		case resource.RunCanceled:
-			state = queue.Canceled
-		}
-	}
-	_, err = r.q.Finish(ctx, tx, job, state, msg)
-	return err
+	return r.q.Finish(ctx, tx, job)
 }
 
 // openLog opens the run's customization.log for appending.

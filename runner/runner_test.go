@@ -13,10 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river/rivertype"
+
 	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/disk"
+	"github.com/goldsmith-dev/goldsmith/internal/pgtest"
+	"github.com/goldsmith-dev/goldsmith/jobs"
 	"github.com/goldsmith-dev/goldsmith/machine"
-	"github.com/goldsmith-dev/goldsmith/queue"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/store"
 	"github.com/goldsmith-dev/goldsmith/template"
@@ -168,22 +171,26 @@ func blocks(ctx context.Context, _ Request, _ io.Writer, progress func(build.Pha
 type harness struct {
 	dir  string
 	st   *store.Store
-	q    *queue.Queue
+	q    *jobs.Queue
 	rec  *records
 	r    *Runner
 	stop func() // stops the queue (the test's end does too)
 }
 
-func newHarness(t *testing.T, rec *records, exec Executor) *harness {
+// newHarness runs a Runner on database ("": SQLite in the data directory).
+func newHarness(t *testing.T, database string, rec *records, exec Executor) *harness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := store.Open(ctx, filepath.Join(dir, "goldsmith.db"))
+	if database == "" {
+		database = filepath.Join(dir, "goldsmith.db")
+	}
+	st, err := store.Open(ctx, database)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	q, err := queue.New(ctx, st, queue.Options{Workers: 2, Exclusive: true, Poll: 20 * time.Millisecond})
+	q, err := jobs.New(ctx, st, jobs.Options{Workers: 2, Exclusive: st.Dialect() == store.SQLite, Poll: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,20 +234,19 @@ func (h *harness) end(t *testing.T, run resource.Run) resource.RunEnd {
 }
 
 // jobState waits for a job to leave the running state and returns it.
-func (h *harness) jobState(t *testing.T, id int64) queue.State {
+func (h *harness) jobState(t *testing.T, id int64) rivertype.JobState {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var j queue.Job
-		err := h.st.View(context.Background(), func(tx *store.Tx) (err error) { j, err = h.q.Get(context.Background(), tx, id); return err })
+		state, err := h.q.State(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j.State != queue.Running && j.State != queue.Queued {
-			return j.State
+		if state != rivertype.JobStateRunning && state != rivertype.JobStateAvailable {
+			return state
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("job %d still %s", id, j.State)
+			t.Fatalf("job %d still %s", id, state)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -288,106 +294,116 @@ var (
 
 // TestRunEnds runs one run per case through the queue and checks the end
 // the runner records, its job's end, the log and the scratch space.
+// runEndCase is a case of TestRunEnds.
+type runEndCase struct {
+	name       string
+	exec       executor
+	publishErr map[string]error
+	pinErr     error
+	cancelIn   string // cancel the run once it is in this phase
+	state      string
+	message    string // substring
+	code       string // the operation error's code, "" for the default
+	outputs    map[string]bool
+	kept       []string
+	log        string
+}
+
 func TestRunEnds(t *testing.T) {
-	tests := []struct {
-		name       string
-		exec       executor
-		publishErr map[string]error
-		pinErr     error
-		cancelIn   string // cancel the run once it is in this phase
-		state      string
-		message    string // substring
-		code       string // the operation error's code, "" for the default
-		outputs    map[string]bool
-		kept       []string
-		job        queue.State
-		log        string
-	}{
+	tests := []runEndCase{
 		{name: "every target published", exec: builds,
-			state: resource.RunSucceeded, outputs: map[string]bool{"img": true, "vhd": true}, job: queue.Done,
+			state: resource.RunSucceeded, outputs: map[string]bool{"img": true, "vhd": true},
 			log: "goldsmith: distributed img to /images/img#"},
 		{name: "one target fails", exec: builds, publishErr: map[string]error{"vhd": errors.New("no room")},
 			state: resource.RunPartiallySucceeded, message: "Failed in distributing 1 images out of total 2: vhd (VHD): no room The build outputs are kept",
-			outputs: map[string]bool{"img": true, "vhd": false}, kept: []string{"vhd"}, job: queue.Done,
+			outputs: map[string]bool{"img": true, "vhd": false}, kept: []string{"vhd"},
 			log: "goldsmith: distributing vhd failed: no room"},
 		{name: "every target fails", exec: builds, publishErr: map[string]error{"vhd": errors.New("no room"), "img": errors.New("no group")},
 			state: resource.RunFailed, message: "Failed in distributing 2 images out of total 2", code: "InternalOperationError",
-			outputs: map[string]bool{"img": false, "vhd": false}, kept: []string{"img", "vhd"}, job: queue.Failed},
+			outputs: map[string]bool{"img": false, "vhd": false}, kept: []string{"img", "vhd"}},
 		{name: "the build fails",
 			exec: func(_ context.Context, _ Request, _ io.Writer, progress func(build.Phase, string)) (Result, error) {
 				progress(build.PhaseBuilding, "fake")
 				return Result{}, errors.New(`customizer 1/1 "step" (Shell) failed with exit code 3`)
 			},
-			state: resource.RunFailed, message: `customizer 1/1 "step" (Shell) failed with exit code 3`, job: queue.Failed,
+			state: resource.RunFailed, message: `customizer 1/1 "step" (Shell) failed with exit code 3`,
 			log: `goldsmith: the run failed during Building: customizer 1/1 "step" (Shell) failed with exit code 3`},
 		{name: "the source cannot be pinned", exec: builds, pinErr: errors.New("BadSharedImageVersionSource: no version"),
-			state: resource.RunFailed, message: "BadSharedImageVersionSource: no version", job: queue.Failed},
+			state: resource.RunFailed, message: "BadSharedImageVersionSource: no version"},
 		{name: "canceled during a build", exec: blocks, cancelIn: "Customizing",
-			state: resource.RunCanceled, message: "The run was canceled during Customizing.", job: queue.Canceled,
+			state: resource.RunCanceled, message: "The run was canceled during Customizing.",
 			log: "goldsmith: the run was canceled during Customizing"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rec := newRecords(managed, vhd)
-			rec.publishErr, rec.pinErr = tt.publishErr, tt.pinErr
-			h := newHarness(t, rec, tt.exec)
-			run, job := h.start(t, "r1")
-			if tt.cancelIn != "" {
-				h.waitPhase(t, run.RunID, tt.cancelIn)
-				rec.setState(run.ID, resource.RunCanceling)
-				err := h.st.Update(context.Background(), func(tx *store.Tx) error {
-					running, err := NewQueue(h.q).Cancel(context.Background(), tx, job)
-					if err == nil && !running {
-						err = errors.New("the job is not running")
-					}
-					return err
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			end := h.end(t, run)
-			if end.State != tt.state || !strings.Contains(end.Message, tt.message) {
-				t.Errorf("end: %s %q, want %s with %q", end.State, end.Message, tt.state, tt.message)
-			}
-			if code := ""; end.Error != nil {
-				if code = end.Error.Code; code != tt.code {
-					t.Errorf("operation error code %q, want %q", code, tt.code)
-				}
-			} else if tt.code != "" {
-				t.Errorf("no operation error, want %s", tt.code)
-			}
-			outputs := map[string]bool{}
-			var kept []string
-			if d := end.Distribution; d != nil {
-				for _, o := range d.Outputs {
-					outputs[o.Name] = o.Succeeded
-				}
-				for _, k := range d.Kept {
-					kept = append(kept, k.RunOutputName)
-					if _, err := os.Stat(filepath.Join(h.dir, k.Path)); err != nil || !strings.HasPrefix(k.Path, d.KeptDir+"/") {
-						t.Errorf("kept output %s at %s (in %s): %v", k.RunOutputName, k.Path, d.KeptDir, err)
-					}
-				}
-			}
-			if tt.outputs == nil {
-				tt.outputs = map[string]bool{}
-			}
-			if fmt.Sprint(outputs) != fmt.Sprint(tt.outputs) || fmt.Sprint(kept) != fmt.Sprint(tt.kept) {
-				t.Errorf("runOutputs %v, kept %v; want %v, %v", outputs, kept, tt.outputs, tt.kept)
-			}
-			if got := h.jobState(t, job); got != tt.job {
-				t.Errorf("job %s, want %s", got, tt.job)
-			}
-			gone(t, filepath.Join(h.dir, run.WorkDir))
-			log, err := os.ReadFile(filepath.Join(h.dir, run.LogPath))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !strings.Contains(string(log), tt.log) || !strings.Contains(string(log), "goldsmith: run r1 (number 1) of image template "+templateID+" started") {
-				t.Errorf("log lacks %q:\n%s", tt.log, log)
+	for _, b := range cluster.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) { runEnds(t, b.Database(t), tt) })
 			}
 		})
+	}
+}
+
+func runEnds(t *testing.T, database string, tt runEndCase) {
+	rec := newRecords(managed, vhd)
+	rec.publishErr, rec.pinErr = tt.publishErr, tt.pinErr
+	h := newHarness(t, database, rec, tt.exec)
+	run, job := h.start(t, "r1")
+	if tt.cancelIn != "" {
+		h.waitPhase(t, run.RunID, tt.cancelIn)
+		rec.setState(run.ID, resource.RunCanceling)
+		err := h.st.Update(context.Background(), func(tx *store.Tx) error {
+			running, err := NewQueue(h.q).Cancel(context.Background(), tx, job)
+			if err == nil && !running {
+				err = errors.New("the job is not running")
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := h.end(t, run)
+	if end.State != tt.state || !strings.Contains(end.Message, tt.message) {
+		t.Errorf("end: %s %q, want %s with %q", end.State, end.Message, tt.state, tt.message)
+	}
+	if code := ""; end.Error != nil {
+		if code = end.Error.Code; code != tt.code {
+			t.Errorf("operation error code %q, want %q", code, tt.code)
+		}
+	} else if tt.code != "" {
+		t.Errorf("no operation error, want %s", tt.code)
+	}
+	outputs := map[string]bool{}
+	var kept []string
+	if d := end.Distribution; d != nil {
+		for _, o := range d.Outputs {
+			outputs[o.Name] = o.Succeeded
+		}
+		for _, k := range d.Kept {
+			kept = append(kept, k.RunOutputName)
+			if _, err := os.Stat(filepath.Join(h.dir, k.Path)); err != nil || !strings.HasPrefix(k.Path, d.KeptDir+"/") {
+				t.Errorf("kept output %s at %s (in %s): %v", k.RunOutputName, k.Path, d.KeptDir, err)
+			}
+		}
+	}
+	if tt.outputs == nil {
+		tt.outputs = map[string]bool{}
+	}
+	if fmt.Sprint(outputs) != fmt.Sprint(tt.outputs) || fmt.Sprint(kept) != fmt.Sprint(tt.kept) {
+		t.Errorf("runOutputs %v, kept %v; want %v, %v", outputs, kept, tt.outputs, tt.kept)
+	}
+	// The runner ends the job in the transaction that ends the run,
+	// whatever the run's end.
+	if got := h.jobState(t, job); got != rivertype.JobStateCompleted {
+		t.Errorf("job %s, want completed", got)
+	}
+	gone(t, filepath.Join(h.dir, run.WorkDir))
+	log, err := os.ReadFile(filepath.Join(h.dir, run.LogPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), tt.log) || !strings.Contains(string(log), "goldsmith: run r1 (number 1) of image template "+templateID+" started") {
+		t.Errorf("log lacks %q:\n%s", tt.log, log)
 	}
 }
 
@@ -395,7 +411,7 @@ func TestRunEnds(t *testing.T) {
 // each as AIB's runSubState, and Distributing once the build is done.
 func TestPhases(t *testing.T) {
 	rec := newRecords(managed)
-	h := newHarness(t, rec, executor(func(ctx context.Context, run Request, log io.Writer, progress func(build.Phase, string)) (Result, error) {
+	h := newHarness(t, "", rec, executor(func(ctx context.Context, run Request, log io.Writer, progress func(build.Phase, string)) (Result, error) {
 		progress(build.PhaseCustomizing, "step 1")
 		progress(build.PhaseGeneralizing, "deprovisioning")
 		progress(build.PhaseValidating, "checks")
@@ -421,9 +437,15 @@ func TestPhases(t *testing.T) {
 // interrupted, the process the build recorded is stopped and its scratch
 // space removed.
 func TestInterrupted(t *testing.T) {
+	for _, b := range cluster.Backends() {
+		t.Run(b.Name, func(t *testing.T) { interrupted(t, b.Database(t)) })
+	}
+}
+
+func interrupted(t *testing.T, database string) {
 	rec := newRecords(managed)
 	started := make(chan *exec.Cmd, 1)
-	h := newHarness(t, rec, executor(func(ctx context.Context, run Request, log io.Writer, progress func(build.Phase, string)) (Result, error) {
+	h := newHarness(t, database, rec, executor(func(ctx context.Context, run Request, log io.Writer, progress func(build.Phase, string)) (Result, error) {
 		vm := exec.Command("sleep", "60")
 		vm.Dir = run.WorkDir
 		if err := vm.Start(); err != nil {
@@ -448,8 +470,8 @@ func TestInterrupted(t *testing.T) {
 	if end.State != resource.RunFailed || end.Message != want || end.Error == nil || end.Error.Code != "RunInterrupted" {
 		t.Errorf("end: %s %q %+v, want Failed %q RunInterrupted", end.State, end.Message, end.Error, want)
 	}
-	if got := h.jobState(t, job); got != queue.Failed {
-		t.Errorf("job %s, want failed", got)
+	if got := h.jobState(t, job); got != rivertype.JobStateDiscarded {
+		t.Errorf("job %s, want discarded", got)
 	}
 	select {
 	case <-exited:
@@ -458,7 +480,7 @@ func TestInterrupted(t *testing.T) {
 	}
 	gone(t, filepath.Join(h.dir, run.WorkDir))
 	log, _ := os.ReadFile(filepath.Join(h.dir, run.LogPath))
-	if !strings.Contains(string(log), "goldsmith: the run was interrupted: "+queue.ErrStopping.Error()) || !strings.Contains(string(log), want) {
+	if !strings.Contains(string(log), "goldsmith: the run was interrupted: "+jobs.ErrStopping.Error()) || !strings.Contains(string(log), want) {
 		t.Errorf("log:\n%s", log)
 	}
 }
@@ -477,9 +499,9 @@ func TestEnding(t *testing.T) {
 		code        string
 		logLine     string
 	}{
-		{"stopping", queue.ErrStopping, context.Canceled, true, "", "", "", "the run was interrupted: " + queue.ErrStopping.Error()},
-		{"lease lost", queue.ErrLeaseLost, context.Canceled, true, "", "", "", "the run was interrupted: " + queue.ErrLeaseLost.Error()},
-		{"canceled", queue.ErrCanceled, context.Canceled, false, resource.RunCanceled, "The run was canceled during Customizing.", "", "the run was canceled during Customizing"},
+		{"stopping", jobs.ErrStopping, context.Canceled, true, "", "", "", "the run was interrupted: " + jobs.ErrStopping.Error()},
+		{"lease lost", jobs.ErrLeaseLost, context.Canceled, true, "", "", "", "the run was interrupted: " + jobs.ErrLeaseLost.Error()},
+		{"canceled", jobs.ErrCanceled, context.Canceled, false, resource.RunCanceled, "The run was canceled during Customizing.", "", "the run was canceled during Customizing"},
 		{"timed out", errBuildTimeout, context.DeadlineExceeded, false, resource.RunFailed,
 			"The build timed out after 90 minutes (buildTimeoutInMinutes) during Customizing.", "BuildTimeout",
 			"The build timed out after 90 minutes (buildTimeoutInMinutes) during Customizing."},
@@ -508,7 +530,7 @@ func TestInterruption(t *testing.T) {
 		want    string
 		wantEnd string
 	}{
-		{"the server stopped", resource.RunRunning, queue.ErrStopping, resource.RunFailed,
+		{"the server stopped", resource.RunRunning, jobs.ErrStopping, resource.RunFailed,
 			"The run was interrupted during Building because the goldsmith server stopped. Run the template again."},
 		{"the server died", resource.RunRunning, died, resource.RunFailed,
 			"The run was interrupted during Building: the goldsmith server running it stopped unexpectedly (its worker w1 stopped without finishing it). Run the template again."},
@@ -526,7 +548,7 @@ func TestInterruption(t *testing.T) {
 // outputs no run refers to, and keeps the rest.
 func TestSweep(t *testing.T) {
 	rec := newRecords(managed)
-	h := newHarness(t, rec, executor(builds))
+	h := newHarness(t, "", rec, executor(builds))
 	h.stop()
 	active := rec.add("active")
 	ended := rec.add("ended")
@@ -548,3 +570,7 @@ func TestSweep(t *testing.T) {
 		}
 	}
 }
+
+var cluster *pgtest.Cluster
+
+func TestMain(m *testing.M) { pgtest.Main(m, func(c *pgtest.Cluster) { cluster = c }) }

@@ -1,5 +1,5 @@
 // Package server assembles a goldsmith server on its data directory: the
-// store, the durable queue, the resource service, the runner that runs its
+// store, the job queue (package jobs, River), the resource service, the runner that runs its
 // runs and what builds their images (the build engine, adapted here, with a
 // source resolver that reads the server's own images and galleries), and
 // puts right what a killed server left before anything runs. `goldsmith serve` and every test that starts
@@ -20,7 +20,7 @@ import (
 	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/identity"
-	"github.com/goldsmith-dev/goldsmith/queue"
+	"github.com/goldsmith-dev/goldsmith/jobs"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/runner"
 	"github.com/goldsmith-dev/goldsmith/source"
@@ -29,9 +29,13 @@ import (
 
 // Config says how to assemble a server.
 type Config struct {
-	// DataDir holds the database, staging groups, run scratch space and
-	// artifacts. One server uses it at a time (Open locks it).
+	// DataDir holds the database (unless Database says otherwise),
+	// staging groups, run scratch space and artifacts. One server uses it
+	// at a time (Open locks it).
 	DataDir string
+	// Database is a PostgreSQL URL (postgres://...) shared by several
+	// servers; empty: SQLite in DataDir/goldsmith.db, this server's own.
+	Database string
 	// Workers is how many builds run at the same time; default 1.
 	Workers int
 	// Builder runs the builds. The server runs them on a copy whose Images
@@ -66,7 +70,7 @@ type Config struct {
 type Server struct {
 	dir    string
 	store  *store.Store
-	queue  *queue.Queue
+	queue  *jobs.Queue
 	svc    *resource.Service
 	runner *runner.Runner
 	auth   *identity.Authority
@@ -105,11 +109,22 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.Close()
 		}
 	}()
-	if s.store, err = store.Open(ctx, filepath.Join(dir, "goldsmith.db")); err != nil {
+	database := cfg.Database
+	if database == "" {
+		database = filepath.Join(dir, "goldsmith.db")
+	}
+	if s.store, err = store.Open(ctx, database); err != nil {
 		return nil, err
 	}
-	// The data directory is locked: jobs left running belong to a dead server.
-	s.queue, err = queue.New(ctx, s.store, queue.Options{Workers: cfg.Workers, Exclusive: true,
+	// With SQLite in the locked data directory this server is the
+	// database's only user: jobs left running belong to a dead server.
+	exclusive := s.store.Dialect() == store.SQLite
+	workers := cfg.Workers
+	if workers == 0 {
+		workers = 1
+	}
+	host, _ := os.Hostname()
+	s.queue, err = jobs.New(ctx, s.store, jobs.Options{Workers: workers, Exclusive: exclusive, Node: host + ":" + dir,
 		Poll: cfg.QueuePoll, Lease: cfg.QueueLease, Logger: log.With("component", "queue")})
 	if err != nil {
 		return nil, err
@@ -142,8 +157,10 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		eng.builder.Images = source.Resolver{Platform: cfg.Platform, Stored: s.svc}
 	}
 	// Before anything runs: runs a killed server left are reported as
-	// interrupted, their processes stopped and their scratch files removed.
-	if err := s.queue.Recover(ctx, true); err != nil {
+	// interrupted, their processes stopped and their scratch files removed
+	// (on PostgreSQL, those of workers whose heartbeats stopped; the
+	// others are found while running, see package jobs).
+	if err := s.queue.Recover(ctx, exclusive); err != nil {
 		return nil, err
 	}
 	if err := s.svc.Sweep(ctx); err != nil {

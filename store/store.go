@@ -1,6 +1,7 @@
 // Package store persists goldsmith's state: every resource (resource groups,
 // image templates, runs, images, galleries, operations ...) as a JSON document
-// keyed by its ARM resource id, in one SQLite database (pure Go, WAL).
+// keyed by its ARM resource id, in one database: a SQLite file (pure Go,
+// WAL) by default, or PostgreSQL for several processes on several machines.
 //
 // ARM ids are case-insensitive and keep their casing: a document is found by
 // its id in any casing and keeps the casing it was created with. Ids are
@@ -8,10 +9,11 @@
 // id prefix: listing and deleting "everything under" a resource is one range
 // query.
 //
-// Every change happens in a transaction (Update); writers are serialized,
-// readers (View) run concurrently with them. Packages that keep their own
-// tables in the same database (the run queue) use Tx.SQL to take part in the
-// same transaction.
+// Every change happens in a transaction (Update); writers are serialized
+// (on PostgreSQL by a transaction-scoped advisory lock), readers (View) run
+// concurrently with them. The schema is versioned (migrations.go). The job
+// queue keeps its tables in the same database and takes part in the same
+// transactions through Tx.SQLiteTx or Tx.PostgresTx.
 package store
 
 import (
@@ -20,12 +22,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Errors callers test for with errors.Is.
@@ -46,33 +47,75 @@ type Doc struct {
 // Key is the case-folded id documents are indexed by.
 func Key(id string) string { return strings.ToLower(strings.TrimSuffix(id, "/")) }
 
-// Store is the SQLite database.
+// Store is the database: SQLite (a file) or PostgreSQL.
 type Store struct {
-	w    *sql.DB // one connection: SQLite has one writer at a time
-	r    *sql.DB // readers
-	path string
-	now  func() time.Time
+	db  backend
+	now func() time.Time
 }
 
-// Open opens (creating when needed) the database at path and brings its
-// schema up to date.
-func Open(ctx context.Context, path string) (*Store, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create database directory: %w", err)
+// backend is one database engine.
+type backend interface {
+	// begin starts a transaction. A write transaction excludes every other
+	// writer until it ends, on both engines, so a read-modify-write of a
+	// document is never lost.
+	begin(ctx context.Context, readOnly bool) (conn, error)
+	dialect() Dialect
+	close() error
+}
+
+// conn is a transaction as the store's queries use it. Queries are
+// written with ? placeholders; the PostgreSQL backend numbers them.
+type conn interface {
+	exec(ctx context.Context, query string, args ...any) (int64, error)
+	queryRow(ctx context.Context, query string, args ...any) scanner
+	query(ctx context.Context, query string, args ...any) (rows, error)
+	commit(ctx context.Context) error
+	rollback(ctx context.Context) error
+}
+
+type scanner interface{ Scan(...any) error }
+
+type rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+	Close()
+}
+
+// errNoRows is what a backend's queryRow Scan returns for no row.
+var errNoRows = errors.New("no rows")
+
+// Dialect says which engine a Store runs on.
+type Dialect string
+
+const (
+	SQLite     Dialect = "sqlite"
+	PostgreSQL Dialect = "postgres"
+)
+
+// IsPostgres tells whether database names a PostgreSQL database (a
+// postgres:// or postgresql:// URL) rather than a SQLite file.
+func IsPostgres(database string) bool {
+	return strings.HasPrefix(database, "postgres://") || strings.HasPrefix(database, "postgresql://")
+}
+
+// Open opens the database, creating it when needed, and brings its schema
+// up to date: a postgres:// URL is a PostgreSQL database, anything else a
+// SQLite file.
+func Open(ctx context.Context, database string) (*Store, error) {
+	var (
+		db  backend
+		err error
+	)
+	if IsPostgres(database) {
+		db, err = openPostgres(ctx, database)
+	} else {
+		db, err = openSQLite(database)
 	}
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_time_format=sqlite"
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
-	w.SetMaxOpenConns(1)
-	r, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	r.SetMaxOpenConns(4)
-	s := &Store{w: w, r: r, path: path, now: func() time.Time { return time.Now().UTC() }}
+	s := &Store{db: db, now: func() time.Time { return time.Now().UTC() }}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -81,41 +124,47 @@ func Open(ctx context.Context, path string) (*Store, error) {
 }
 
 // Close closes the database.
-func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+func (s *Store) Close() error { return s.db.close() }
+
+// Dialect is the engine the store runs on.
+func (s *Store) Dialect() Dialect { return s.db.dialect() }
+
+// SQLiteDB is the SQLite writer connection (one connection: SQLite has one
+// writer at a time), for the job queue, which keeps its tables in the same
+// database; nil on PostgreSQL.
+func (s *Store) SQLiteDB() *sql.DB {
+	if b, ok := s.db.(*sqliteDB); ok {
+		return b.w
+	}
+	return nil
 }
 
-// Path is the database file.
-func (s *Store) Path() string { return s.path }
-
-// DB is the writer connection, for packages that keep their own tables here
-// and create them with their own migrations.
-func (s *Store) DB() *sql.DB { return s.w }
-
-var migrations = []string{
-	`CREATE TABLE docs (
-		key     TEXT PRIMARY KEY,
-		id      TEXT NOT NULL,
-		type    TEXT NOT NULL,
-		body    TEXT NOT NULL,
-		created TEXT NOT NULL,
-		updated TEXT NOT NULL
-	) WITHOUT ROWID;
-	CREATE INDEX docs_type_key ON docs(type, key);`,
+// PostgresPool is the PostgreSQL connection pool, for the job queue; nil on
+// SQLite.
+func (s *Store) PostgresPool() *pgxpool.Pool {
+	if b, ok := s.db.(*postgresDB); ok {
+		return b.pool
+	}
+	return nil
 }
 
 func (s *Store) migrate(ctx context.Context) error {
-	var version int
-	if err := s.w.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+	version, err := s.version(ctx)
+	if err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	for i := version; i < len(migrations); i++ {
+	list := migrations[s.Dialect()]
+	for i := version; i < len(list); i++ {
 		err := s.Update(ctx, func(tx *Tx) error {
-			if _, err := tx.tx.ExecContext(ctx, migrations[i]); err != nil {
+			// Another process may have migrated meanwhile: writers are
+			// serialized, so this check inside the transaction is safe.
+			if v, err := tx.schemaVersion(ctx); err != nil || v > i {
 				return err
 			}
-			_, err := tx.tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, i+1))
-			return err
+			if _, err := tx.c.exec(ctx, list[i]); err != nil {
+				return err
+			}
+			return tx.setSchemaVersion(ctx, i+1)
 		})
 		if err != nil {
 			return fmt.Errorf("migrate schema to version %d: %w", i+1, err)
@@ -124,9 +173,16 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
+func (s *Store) version(ctx context.Context) (int, error) {
+	var v int
+	err := s.View(ctx, func(tx *Tx) (err error) { v, err = tx.schemaVersion(ctx); return err })
+	return v, err
+}
+
 // Tx is one transaction.
 type Tx struct {
-	tx          *sql.Tx
+	c           conn
+	dialect     Dialect
 	now         time.Time
 	afterCommit []func()
 }
@@ -136,36 +192,51 @@ type Tx struct {
 // as removing files the transaction stopped referring to or waking workers.
 func (t *Tx) AfterCommit(fn func()) { t.afterCommit = append(t.afterCommit, fn) }
 
-// SQL is the underlying transaction, for packages with their own tables.
-func (t *Tx) SQL() *sql.Tx { return t.tx }
+// SQLiteTx is the underlying SQLite transaction, for the job queue to take
+// part in it; nil on PostgreSQL.
+func (t *Tx) SQLiteTx() *sql.Tx {
+	if c, ok := t.c.(sqliteConn); ok {
+		return c.tx
+	}
+	return nil
+}
+
+// PostgresTx is the underlying PostgreSQL transaction, for the job queue
+// to take part in it; nil on SQLite.
+func (t *Tx) PostgresTx() pgx.Tx {
+	if c, ok := t.c.(postgresConn); ok {
+		return c.tx
+	}
+	return nil
+}
 
 // Now is the transaction's timestamp: every change in it carries this time.
 func (t *Tx) Now() time.Time { return t.now }
 
 // Update runs fn in a write transaction and commits it when fn returns nil.
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
-	return s.run(ctx, s.w, false, fn)
+	return s.run(ctx, false, fn)
 }
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(ctx context.Context, fn func(*Tx) error) error {
-	return s.run(ctx, s.r, true, fn)
+	return s.run(ctx, true, fn)
 }
 
-func (s *Store) run(ctx context.Context, db *sql.DB, readOnly bool, fn func(*Tx) error) error {
-	sqlTx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: readOnly})
+func (s *Store) run(ctx context.Context, readOnly bool, fn func(*Tx) error) error {
+	c, err := s.db.begin(ctx, readOnly)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	tx := &Tx{tx: sqlTx, now: s.now()}
+	tx := &Tx{c: c, dialect: s.db.dialect(), now: s.now()}
 	if err := fn(tx); err != nil {
-		_ = sqlTx.Rollback()
+		_ = c.rollback(context.WithoutCancel(ctx))
 		return err
 	}
 	if readOnly {
-		return sqlTx.Rollback()
+		return c.rollback(ctx)
 	}
-	if err := sqlTx.Commit(); err != nil {
+	if err := c.commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	for _, fn := range tx.afterCommit {
@@ -190,9 +261,9 @@ func scanDoc(row interface{ Scan(...any) error }) (Doc, error) {
 
 // Get returns the document with id (any casing), or ErrNotFound.
 func (t *Tx) Get(ctx context.Context, id string) (Doc, error) {
-	row := t.tx.QueryRowContext(ctx, `SELECT id, type, body, created, updated FROM docs WHERE key = ?`, Key(id))
+	row := t.c.queryRow(ctx, `SELECT id, type, body, created, updated FROM docs WHERE key = ?`, Key(id))
 	d, err := scanDoc(row)
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, errNoRows) {
 		return Doc{}, fmt.Errorf("%s: %w", id, ErrNotFound)
 	}
 	if err != nil {
@@ -220,13 +291,13 @@ func (t *Tx) Create(ctx context.Context, d Doc) error {
 		return err
 	}
 	now := t.now.Format(timeLayout)
-	res, err := t.tx.ExecContext(ctx,
+	n, err := t.c.exec(ctx,
 		`INSERT INTO docs (key, id, type, body, created, updated) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING`,
 		Key(d.ID), d.ID, d.Type, string(d.Body), now, now)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", d.ID, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n == 0 {
 		return fmt.Errorf("%s: %w", d.ID, ErrExists)
 	}
 	return nil
@@ -239,7 +310,7 @@ func (t *Tx) Put(ctx context.Context, d Doc) error {
 		return err
 	}
 	now := t.now.Format(timeLayout)
-	_, err := t.tx.ExecContext(ctx,
+	_, err := t.c.exec(ctx,
 		`INSERT INTO docs (key, id, type, body, created, updated) VALUES (?, ?, ?, ?, ?, ?)
 		 ON CONFLICT(key) DO UPDATE SET body = excluded.body, updated = excluded.updated`,
 		Key(d.ID), d.ID, d.Type, string(d.Body), now, now)
@@ -279,11 +350,11 @@ func checkDoc(d Doc) error {
 
 // Delete removes one document; ErrNotFound when there is none.
 func (t *Tx) Delete(ctx context.Context, id string) error {
-	res, err := t.tx.ExecContext(ctx, `DELETE FROM docs WHERE key = ?`, Key(id))
+	n, err := t.c.exec(ctx, `DELETE FROM docs WHERE key = ?`, Key(id))
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", id, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n == 0 {
 		return fmt.Errorf("%s: %w", id, ErrNotFound)
 	}
 	return nil
@@ -293,7 +364,7 @@ func (t *Tx) Delete(ctx context.Context, id string) error {
 // id starts with id + "/"), and returns the ids it removed.
 func (t *Tx) DeleteTree(ctx context.Context, id string) ([]Doc, error) {
 	lo, hi := prefixRange(id)
-	rows, err := t.tx.QueryContext(ctx,
+	rows, err := t.c.query(ctx,
 		`DELETE FROM docs WHERE key = ? OR (key >= ? AND key < ?) RETURNING id, type, body, created, updated`, Key(id), lo, hi)
 	if err != nil {
 		return nil, fmt.Errorf("delete %s and what it holds: %w", id, err)
@@ -327,7 +398,7 @@ type Query struct {
 
 // List returns the documents of one type under a scope, in key order.
 func (t *Tx) List(ctx context.Context, q Query) ([]Doc, error) {
-	where := []string{"type = ? COLLATE NOCASE"}
+	where := []string{"lower(type) = lower(?)"}
 	args := []any{q.Type}
 	if q.Scope != "" {
 		lo, hi := prefixRange(q.Scope)
@@ -342,7 +413,7 @@ func (t *Tx) List(ctx context.Context, q Query) ([]Doc, error) {
 	if q.Limit > 0 {
 		query += fmt.Sprintf(" LIMIT %d", q.Limit)
 	}
-	rows, err := t.tx.QueryContext(ctx, query, args...)
+	rows, err := t.c.query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", q.Type, err)
 	}
@@ -362,7 +433,7 @@ func (t *Tx) List(ctx context.Context, q Query) ([]Doc, error) {
 func (t *Tx) Count(ctx context.Context, scope string) (int, error) {
 	lo, hi := prefixRange(scope)
 	var n int
-	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM docs WHERE key >= ? AND key < ?`, lo, hi).Scan(&n)
+	err := t.c.queryRow(ctx, `SELECT count(*) FROM docs WHERE key >= ? AND key < ?`, lo, hi).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count under %s: %w", scope, err)
 	}

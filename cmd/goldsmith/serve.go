@@ -24,11 +24,13 @@ import (
 	"github.com/goldsmith-dev/goldsmith/download"
 	"github.com/goldsmith-dev/goldsmith/runner"
 	"github.com/goldsmith-dev/goldsmith/server"
+	"github.com/goldsmith-dev/goldsmith/store"
 )
 
 type serveFlags struct {
 	listen     string
 	dataDir    string
+	database   string
 	workers    int
 	tlsCert    string
 	tlsKey     string
@@ -86,8 +88,8 @@ func newServeCommand() *cobra.Command {
 		Long: `Serve answers Azure VM Image Builder's ARM REST API (imageTemplates at every
 api-version, with resource groups, Microsoft.Compute images, galleries, image
 definitions and versions, and user-assigned identities around them), keeps its
-state in SQLite under --data-dir and runs builds with --workers in-process
-workers. Official Azure SDKs and the az CLI work against it when pointed at
+state in SQLite under --data-dir (or in PostgreSQL with --database
+postgres://...) and runs builds with --workers in-process workers. Official Azure SDKs and the az CLI work against it when pointed at
 its URL.
 
 Every request needs "Authorization: Bearer TOKEN": a token the token endpoint
@@ -105,7 +107,9 @@ host's name and every --tls-name.
 
 After a crash (even kill -9) the next start reports runs that were in
 progress as Failed with a message saying they were interrupted, stops the
-processes they left and removes their scratch files.`,
+processes they left and removes their scratch files. On PostgreSQL, where
+other servers share the database, a run whose server stopped heartbeating
+is reported so by another server within about 70 seconds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServe(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
@@ -114,6 +118,7 @@ processes they left and removes their scratch files.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to listen on")
 	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "directory for state, staging groups, logs and artifacts")
+	fl.StringVar(&f.database, "database", os.Getenv("GOLDSMITH_DATABASE"), "PostgreSQL URL (postgres://user:pass@host/db) shared by several servers; default $GOLDSMITH_DATABASE, or SQLite in the data directory when empty")
 	fl.IntVar(&f.workers, "workers", 1, "builds run at the same time")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
@@ -162,7 +167,7 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	if err != nil {
 		return err
 	}
-	cfg := server.Config{DataDir: dir, Workers: f.workers, Executor: f.executor, Regions: regions,
+	cfg := server.Config{DataDir: dir, Database: f.database, Workers: f.workers, Executor: f.executor, Regions: regions,
 		MaxISOBytes: f.maxISOGiB << 30, Tenant: conf.Tenant, Logger: log}
 	if f.executor == nil {
 		if cfg.Builder, cfg.Platform, err = newBuilder(dir, log.With("component", "build"), f.accel); err != nil {
@@ -219,7 +224,11 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	go func() { queueDone <- srv.Run(qctx) }()
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- hs.Serve(ln) }()
-	fmt.Fprintf(stdout, "goldsmith serving %s://%s (data %s, %d workers)\n", scheme, ln.Addr(), dir, f.workers)
+	db := "SQLite"
+	if store.IsPostgres(f.database) {
+		db = "PostgreSQL"
+	}
+	fmt.Fprintf(stdout, "goldsmith serving %s://%s (data %s, %s, %d workers)\n", scheme, ln.Addr(), dir, db, f.workers)
 
 	select {
 	case <-ctx.Done():
