@@ -21,6 +21,8 @@ import (
 
 	"github.com/goldsmith-dev/goldsmith/arm"
 	"github.com/goldsmith-dev/goldsmith/blob"
+	"github.com/goldsmith-dev/goldsmith/catalog"
+	"github.com/goldsmith-dev/goldsmith/console"
 	"github.com/goldsmith-dev/goldsmith/download"
 	"github.com/goldsmith-dev/goldsmith/runner"
 	"github.com/goldsmith-dev/goldsmith/server"
@@ -189,6 +191,17 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	if err != nil {
 		return err
 	}
+	cat, _ := cfg.Platform.(console.Catalog)
+	if cat == nil { // the stand-in executor: the catalog is only listed
+		if cat, err = catalog.Open(dir, catalog.WithLogger(log.With("component", "catalog"))); err != nil {
+			return err
+		}
+	}
+	web, err := console.New(console.Options{Service: srv.Service(), Store: srv.Store(), Auth: srv.Authority(), Catalog: cat,
+		Logger: log.With("component", "console")})
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
@@ -202,7 +215,7 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 			return err
 		}
 	}
-	hs := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	hs := &http.Server{Handler: web.Handler(api), ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	if f.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
 		if err != nil {
