@@ -111,7 +111,9 @@ func (b *browser) do(method, path string, form url.Values, header http.Header) (
 
 var csrfRE = regexp.MustCompile(`name="csrf-token" content="([0-9a-f]+)"`)
 
-func (b *browser) get(path string) (*http.Response, string) { return b.do(http.MethodGet, path, nil, nil) }
+func (b *browser) get(path string) (*http.Response, string) {
+	return b.do(http.MethodGet, path, nil, nil)
+}
 
 // post sends a form with the session's CSRF token.
 func (b *browser) post(path string, form url.Values) (*http.Response, string) {

@@ -255,4 +255,3 @@ func (c *Console) defaultSubscription(rq *request) string {
 	}
 	return best
 }
-

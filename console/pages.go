@@ -37,7 +37,9 @@ func templateLink(id string) string {
 	return Prefix + "t/" + url.PathEscape(w.Sub) + "/" + url.PathEscape(w.Group) + "/" + url.PathEscape(w.Name)
 }
 
-func runLink(r resource.Run) string { return templateLink(r.TemplateID) + "/runs/" + url.PathEscape(r.RunID) }
+func runLink(r resource.Run) string {
+	return templateLink(r.TemplateID) + "/runs/" + url.PathEscape(r.RunID)
+}
 
 // runRow is a run in a list.
 type runRow struct {

@@ -111,7 +111,9 @@ func (c *Console) fail(rq *request, status int, title, msg string) {
 	c.render(rq.w, status, "error", page{Title: title, CSRF: rq.session.csrf, Who: rq.caller.Name, Data: errorData{Message: msg}})
 }
 
-func (c *Console) notFound(rq *request, msg string) { c.fail(rq, http.StatusNotFound, "Not found", msg) }
+func (c *Console) notFound(rq *request, msg string) {
+	c.fail(rq, http.StatusNotFound, "Not found", msg)
+}
 
 func (c *Console) methodNotAllowed(rq *request) {
 	c.fail(rq, http.StatusMethodNotAllowed, "Method not allowed", "This page does not take "+rq.r.Method+" requests.")

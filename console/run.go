@@ -27,7 +27,7 @@ type phaseBar struct {
 // outputRow is one output of a run.
 type outputRow struct {
 	Name, Type, Format, SHA256, State, ArtifactID, Download string
-	Size                                                   int64
+	Size                                                    int64
 }
 
 // failure is what the top of a failed run's page says.

@@ -426,7 +426,9 @@ func (s *Service) SetRunPhase(ctx context.Context, runID string, sub string) err
 const ManifestName = "manifest.json"
 
 // ManifestPath is where a run's build manifest is kept (absolute).
-func (s *Service) ManifestPath(r Run) string { return filepath.Join(filepath.Dir(s.abs(r.LogPath)), ManifestName) }
+func (s *Service) ManifestPath(r Run) string {
+	return filepath.Join(filepath.Dir(s.abs(r.LogPath)), ManifestName)
+}
 
 // RunManifest reads the build manifest kept for a run; nil when the build
 // left none (it has not ended, or ended before it began).
