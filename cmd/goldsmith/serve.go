@@ -43,6 +43,10 @@ type serveFlags struct {
 	// executor, when set, runs the builds instead of the build engine: only
 	// tests set it (the stand-in, internal/standin), there is no flag.
 	executor runner.Executor
+	// builderDir, when set, is where the build engine keeps its platform
+	// image catalog and caches instead of the data directory: only tests
+	// set it, to share images built once per machine.
+	builderDir string
 }
 
 // serveConfig is the optional config file (default DATA_DIR/config.json).
@@ -167,7 +171,11 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	cfg := server.Config{DataDir: dir, Workers: f.workers, Executor: f.executor, Regions: regions,
 		MaxISOBytes: f.maxISOGiB << 30, Tenant: conf.Tenant, Logger: log}
 	if f.executor == nil {
-		if cfg.Builder, cfg.Platform, err = newBuilder(dir, log.With("component", "build"), f.accel); err != nil {
+		builderDir := dir
+		if f.builderDir != "" {
+			builderDir = f.builderDir
+		}
+		if cfg.Builder, cfg.Platform, err = newBuilder(builderDir, log.With("component", "build"), f.accel); err != nil {
 			return err
 		}
 	}

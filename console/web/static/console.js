@@ -118,7 +118,7 @@
       const data = new FormData(form);
       data.set("action", "check");
       try {
-        const res = await fetch(form.action, { method: "POST", body: data, credentials: "same-origin",
+        const res = await fetch(form.getAttribute("action"), { method: "POST", body: data, credentials: "same-origin",
           headers: { "Accept": "application/json", "X-CSRF-Token": csrf } });
         const r = await res.json();
         if (mine === seq) render(r);
