@@ -410,7 +410,7 @@ func TestTemplateRunAndPages(t *testing.T) {
 	})
 	_, body = b.get(rpage)
 	for _, want := range []string{`data-phase="Queued"`, `data-phase="Building"`, `data-phase="Customizing"`, `data-phase="Distributing"`,
-		`<td>hello</td><td>Shell</td>`, `<td>0</td>`, `hello-vhd`, "vhd", "started", "by static token 1"} {
+		`<td>1</td><td>hello</td><td>Shell</td>`, `<td>0</td>`, `hello-vhd`, "vhd", "started", "by static token 1"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the ended run's page lacks %q", want)
 		}

@@ -31,6 +31,7 @@ var funcs = template.FuncMap{
 	"time":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
 	"bytes":    fmtBytes,
 	"lower":    strings.ToLower,
+	"inc":      func(i int) int { return i + 1 },
 	"stateClass": func(s string) string {
 		switch s {
 		case "Succeeded":

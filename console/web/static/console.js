@@ -89,9 +89,9 @@
       h.id = "problems-h";
       h.textContent = r.problems && r.problems.length ? "Problems: " + r.problems.length : "No problems";
       out.appendChild(h);
-      const list = (items) => {
+      const list = (items, warn) => {
         const ul = document.createElement("ul");
-        ul.className = "problems";
+        ul.className = warn ? "problems warnings" : "problems";
         for (const p of items) {
           const li = document.createElement("li");
           const path = document.createElement("code");
@@ -100,7 +100,8 @@
           const code = document.createElement("span");
           code.className = "code";
           code.textContent = p.code;
-          li.append(path, " ", code, " ", p.message);
+          if (warn) li.append(path, " ", p.message);
+          else li.append(path, " ", code, " ", p.message);
           ul.appendChild(li);
         }
         return ul;
@@ -109,7 +110,7 @@
       if (r.warnings && r.warnings.length) {
         const h3 = document.createElement("h3");
         h3.textContent = "Warnings";
-        out.append(h3, list(r.warnings));
+        out.append(h3, list(r.warnings, true));
       }
       create.disabled = !r.ok;
     };
