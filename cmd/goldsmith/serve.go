@@ -104,6 +104,9 @@ more. Static tokens come from GOLDSMITH_TOKEN (comma separated) and the config
 file's "tokens"; when none is configured, one is generated at first start,
 printed, and kept in DATA_DIR/token.
 
+A web console is served at / (pages under /console/): sign in with a static
+token or a service principal's client id and secret.
+
 With --tls-self-signed, goldsmith makes its own certificate authority
 (DATA_DIR/tls/ca.crt: point REQUESTS_CA_BUNDLE at it, or install it in the
 system store) and a server certificate for 127.0.0.1, ::1, localhost, this
