@@ -474,3 +474,67 @@ func TestFailedRun(t *testing.T) {
 		}
 	}
 }
+
+// api calls the ARM API with the bearer token.
+func (s *site) api(t testing.TB, method, path, apiVersion string, body any) {
+	t.Helper()
+	data, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, s.url+path+"?api-version="+apiVersion, strings.NewReader(string(data)))
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := s.http.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode >= 300 {
+		msg, _ := io.ReadAll(res.Body)
+		t.Fatalf("%s %s: %s\n%s", method, path, res.Status, msg)
+	}
+}
+
+func TestGalleryPages(t *testing.T) {
+	s := startSite(t, false, 300*time.Millisecond)
+	rg := "/subscriptions/s1/resourceGroups/imgs"
+	gal := rg + "/providers/Microsoft.Compute/galleries/corp"
+	def := gal + "/images/web"
+	s.api(t, http.MethodPut, rg, "2021-04-01", map[string]any{"location": "westus2"})
+	s.api(t, http.MethodPut, gal, "2024-03-03", map[string]any{"location": "westus2"})
+	s.api(t, http.MethodPut, def, "2024-03-03", map[string]any{"location": "westus2", "properties": map[string]any{"osType": "Linux",
+		"osState": "Generalized", "identifier": map[string]any{"publisher": "goldsmith", "offer": "console", "sku": "web"}}})
+	b := s.browser(t)
+	b.signIn()
+	src := strings.Replace(readExample(t), `{"type": "VHD", "runOutputName": "hello-vhd"}`,
+		`{"type": "VHD", "runOutputName": "hello-vhd"},
+		 {"type": "SharedImage", "runOutputName": "sig", "galleryImageId": "`+def+`", "replicationRegions": ["westus2", "eastus"]},
+		 {"type": "ManagedImage", "runOutputName": "managed", "location": "westus2", "imageId": "`+rg+`/providers/Microsoft.Compute/images/web-golden"}`, 1)
+	res, body := b.post("/console/templates/new", url.Values{"subscription": {"s1"}, "group": {"imgs"}, "name": {"web"},
+		"source": {src}, "action": {"create"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create: %s\n%s", res.Status, regexp.MustCompile(`class="(error|path)"[^<]*`).FindAllString(body, -1))
+	}
+	tpage := res.Header.Get("Location")
+	waitFor(t, "the template to be Succeeded", func() bool { _, body := b.get(tpage); return strings.Contains(body, `id="action-run"`) })
+	res, _ = b.post(tpage+"/run", nil)
+	rpage := res.Header.Get("Location")
+	waitFor(t, "the run to succeed", func() bool {
+		_, body := b.get(rpage)
+		return strings.Contains(body, `id="run-state"><span class="state ok">Succeeded`)
+	})
+	_, body = b.get("/console/galleries")
+	if !strings.Contains(body, `href="/console/g/s1/imgs/corp/web"`) || !strings.Contains(body, "1 versions") {
+		t.Errorf("the galleries page:\n%s", body)
+	}
+	_, body = b.get("/console/g/s1/imgs/corp/web")
+	for _, want := range []string{"goldsmith:console:web", `<li>westus2: <span class="state ok">Completed</span>`, `<li>eastus: <span class="state ok">Completed</span>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the definition page lacks %q:\n%s", want, body)
+		}
+	}
+	if _, body = b.get("/console/images"); !strings.Contains(body, "<td>web-golden</td>") {
+		t.Errorf("the images page does not list web-golden:\n%s", body)
+	}
+	if res, _ := b.get("/console/g/s1/imgs/corp/nope"); res.StatusCode != http.StatusNotFound {
+		t.Errorf("an unknown definition: %s, want 404", res.Status)
+	}
+}

@@ -34,7 +34,7 @@ var funcs = template.FuncMap{
 	"inc":      func(i int) int { return i + 1 },
 	"stateClass": func(s string) string {
 		switch s {
-		case "Succeeded":
+		case "Succeeded", "Completed":
 			return "ok"
 		case "Failed", "PartiallySucceeded":
 			return "bad"
