@@ -538,3 +538,30 @@ func TestGalleryPages(t *testing.T) {
 		t.Errorf("an unknown definition: %s, want 404", res.Status)
 	}
 }
+
+func TestSubmittedProblemsShown(t *testing.T) {
+	s := startSite(t, false, 300*time.Millisecond)
+	rg := "/subscriptions/s1/resourceGroups/rg"
+	s.api(t, http.MethodPut, rg, "2021-04-01", map[string]any{"location": "westus2"})
+	var body map[string]any
+	if err := json.Unmarshal([]byte(strings.Replace(readExample(t), `"type": "Shell"`, `"type": "Shel"`, 1)), &body); err != nil {
+		t.Fatal(err)
+	}
+	// Through the API, which keeps an invalid template Failed, as AIB does.
+	s.api(t, http.MethodPut, rg+"/providers/Microsoft.VirtualMachineImages/imageTemplates/bad", "2022-07-01", body)
+	b := s.browser(t)
+	b.signIn()
+	waitFor(t, "the template to fail", func() bool {
+		_, page := b.get("/console/t/s1/rg/bad")
+		return strings.Contains(page, `id="provisioning"><span class="state bad">Failed`)
+	})
+	_, page := b.get("/console/t/s1/rg/bad")
+	for _, want := range []string{`<code class="path">properties.customize[0].type</code>`, "BadCustomizerType", `id="action-delete"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the failed template's page lacks %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, `id="action-run"`) {
+		t.Error("a Failed template offers Run")
+	}
+}

@@ -20,7 +20,11 @@
       try {
         const res = await fetch(location.href, { headers: { "X-Console-Fragment": "live" }, credentials: "same-origin" });
         if (res.ok) {
+          // Keep keyboard focus across the swap: refocus the element with
+          // the same id, if the new block has it.
+          const focused = live.contains(document.activeElement) ? document.activeElement.id : "";
           live.innerHTML = await res.text();
+          if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
           if (res.headers.get("X-Console-Live") !== "1") {
             clearInterval(timer);
             delete document.body.dataset.live;
