@@ -565,3 +565,43 @@ func TestSubmittedProblemsShown(t *testing.T) {
 		t.Error("a Failed template offers Run")
 	}
 }
+
+func TestCreateForms(t *testing.T) {
+	s := startSite(t, false, 300*time.Millisecond)
+	b := s.browser(t)
+	b.signIn()
+	var resourceForm map[string]any
+	if err := json.Unmarshal([]byte(readExample(t)), &resourceForm); err != nil {
+		t.Fatal(err)
+	}
+	props, _ := json.Marshal(resourceForm["properties"])
+	deployment := `{
+	  "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+	  "contentVersion": "1.0.0.0",
+	  "parameters": {"imageTemplateName": {"type": "string"}, "vmSize": {"type": "string", "defaultValue": "Standard_D2s_v3"}},
+	  "resources": [{"type": "Microsoft.VirtualMachineImages/imageTemplates", "apiVersion": "2022-07-01",
+	    "name": "[parameters('imageTemplateName')]", "location": "[resourceGroup().location]", "identity": {"type": "None"},
+	    "properties": ` + strings.Replace(string(props), `"Standard_D2s_v3"`, `"[parameters('vmSize')]"`, 1) + `}]
+	}`
+	cases := []struct {
+		name                 string
+		source, params, form string
+		want                 string // the template's name
+	}{
+		{"resource", readExample(t), "", "named", "named"},
+		{"bare properties", `{"identity": {"type": "None"}, "properties": ` + string(props) + `}`, "", "bare", "bare"},
+		{"deployment with parameters", deployment, `{"parameters": {"imageTemplateName": {"value": "from-params"}}}`, "", "from-params"},
+	}
+	for _, c := range cases {
+		res, body := b.post("/console/templates/new", url.Values{"subscription": {"s1"}, "group": {"forms"}, "name": {c.form},
+			"location": {"westus2"}, "source": {c.source}, "parameters": {c.params}, "action": {"create"}})
+		if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/console/t/s1/forms/"+c.want {
+			t.Errorf("%s: %s to %q\n%s", c.name, res.Status, res.Header.Get("Location"), regexp.MustCompile(`class="(error|path)"[^<]*`).FindAllString(body, -1))
+		}
+	}
+	// A deployment template without its parameter cannot name the template.
+	res, body := b.post("/console/templates/new", url.Values{"subscription": {"s1"}, "group": {"forms"}, "source": {deployment}, "action": {"check"}})
+	if res.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "imageTemplateName") {
+		t.Errorf("a deployment without its parameter: %s\n%s", res.Status, regexp.MustCompile(`class="problems".*`).FindString(body))
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/goldsmith-dev/goldsmith/armtemplate"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
 	"github.com/goldsmith-dev/goldsmith/store"
@@ -125,14 +126,10 @@ func (c *Console) check(rq *request, d *newTemplateData) *checked {
 	}
 	var params map[string]any
 	if strings.TrimSpace(d.Parameters) != "" {
-		v, err := template.DecodeJSON([]byte(d.Parameters))
-		if err != nil {
-			add("parameters", "the parameters are not JSON: %v", err)
+		var err error
+		if params, err = armtemplate.ParseParameterFile([]byte(d.Parameters)); err != nil {
+			add("parameters", "%v", err)
 			return nil
-		}
-		params, _ = v.(map[string]any)
-		if p, ok := params["parameters"].(map[string]any); ok { // a parameter file
-			params = p
 		}
 	}
 	docs, err := template.Documents([]byte(d.Source), template.LoadOptions{Parameters: params, SubscriptionID: d.Sub,
