@@ -605,3 +605,39 @@ func TestCreateForms(t *testing.T) {
 		t.Errorf("a deployment without its parameter: %s\n%s", res.Status, regexp.MustCompile(`class="problems".*`).FindString(body))
 	}
 }
+
+func TestSubscriptionScope(t *testing.T) {
+	s := startSite(t, false, 200*time.Millisecond)
+	admin := s.browser(t)
+	admin.signIn()
+	res, body := admin.post("/console/templates/new", url.Values{"subscription": {"s1"}, "group": {"rg"}, "name": {"mine"},
+		"source": {readExample(t)}, "action": {"create"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create: %s\n%s", res.Status, body)
+	}
+	p, secret, err := s.srv.Authority().Directory().Create(context.Background(), "elsewhere", []string{"s2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := s.browser(t)
+	if res, _ := b.do(http.MethodPost, "/console/signin", url.Values{"client_id": {p.ClientID}, "client_secret": {secret}}, nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("principal sign-in: %s", res.Status)
+	}
+	if _, body := b.get("/console/templates"); strings.Contains(body, "mine") {
+		t.Error("a principal of subscription s2 sees a template of s1")
+	}
+	if res, _ := b.get("/console/t/s1/rg/mine"); res.StatusCode != http.StatusForbidden {
+		t.Errorf("a principal of s2 on a template of s1: %s, want 403", res.Status)
+	}
+	_, _ = b.get("/")
+	if res, _ := b.post("/console/t/s1/rg/mine/delete", nil); res.StatusCode != http.StatusForbidden {
+		t.Errorf("a principal of s2 deleting a template of s1: %s, want 403", res.Status)
+	}
+	if res, _ := b.post("/console/templates/new", url.Values{"subscription": {"s1"}, "group": {"rg"}, "name": {"theirs"},
+		"source": {readExample(t)}, "action": {"create"}}); res.StatusCode != http.StatusUnprocessableEntity {
+		t.Errorf("a principal of s2 creating in s1: %s, want 422", res.Status)
+	}
+	if countTemplates(t, s) != 1 {
+		t.Error("the template count changed")
+	}
+}
