@@ -578,10 +578,10 @@ func TestCreateForms(t *testing.T) {
 	deployment := `{
 	  "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
 	  "contentVersion": "1.0.0.0",
-	  "parameters": {"imageTemplateName": {"type": "string"}, "vmSize": {"type": "string", "defaultValue": "Standard_D2s_v3"}},
+	  "parameters": {"imageTemplateName": {"type": "string"}, "vmSize": {"type": "string", "defaultValue": "Standard_D1_v2"}},
 	  "resources": [{"type": "Microsoft.VirtualMachineImages/imageTemplates", "apiVersion": "2022-07-01",
 	    "name": "[parameters('imageTemplateName')]", "location": "[resourceGroup().location]", "identity": {"type": "None"},
-	    "properties": ` + strings.Replace(string(props), `"Standard_D2s_v3"`, `"[parameters('vmSize')]"`, 1) + `}]
+	    "properties": ` + strings.Replace(string(props), `"Standard_D1_v2"`, `"[parameters('vmSize')]"`, 1) + `}]
 	}`
 	cases := []struct {
 		name                 string
