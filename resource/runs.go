@@ -425,15 +425,15 @@ func (s *Service) SetRunPhase(ctx context.Context, runID string, sub string) err
 // build's manifest (build.Manifest): its phases, customizers and outputs.
 const ManifestName = "manifest.json"
 
-// ManifestPath is where a run's build manifest is kept (absolute).
-func (s *Service) ManifestPath(r Run) string {
+// manifestPath is where a run's build manifest is kept (absolute).
+func (s *Service) manifestPath(r Run) string {
 	return filepath.Join(filepath.Dir(s.abs(r.LogPath)), ManifestName)
 }
 
 // RunManifest reads the build manifest kept for a run; nil when the build
 // left none (it has not ended, or ended before it began).
 func (s *Service) RunManifest(r Run) (*build.Manifest, error) {
-	data, err := os.ReadFile(s.ManifestPath(r))
+	data, err := os.ReadFile(s.manifestPath(r))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

@@ -51,7 +51,11 @@ func (e Executor) Execute(ctx context.Context, run runner.Request, log io.Writer
 		Location: run.Template.Location}, Source: build.ManifestSource{Type: run.Template.Properties.Source.Type},
 		Steps: []build.ManifestStep{}, Outputs: []build.Output{}, Started: time.Now().UTC()}, progress: progress}
 	progress = m.enter
-	defer func() { m.finish(run.ManifestPath, res, err) }()
+	defer func() {
+		if merr := m.finish(run.ManifestPath, res, err); merr != nil {
+			fmt.Fprintf(log, "stand-in: keep the manifest: %v\n", merr)
+		}
+	}()
 	d := e.Duration
 	if d <= 0 {
 		d = time.Second
@@ -190,7 +194,7 @@ func (m *manifest) step(c template.Customizer, start time.Time, code int) {
 		Seconds: time.Since(start).Seconds(), ExitCode: code})
 }
 
-func (m *manifest) finish(path string, res runner.Result, err error) {
+func (m *manifest) finish(path string, res runner.Result, err error) error {
 	m.closePhase()
 	m.m.Finished = time.Now().UTC()
 	m.m.Outputs = append(m.m.Outputs, res.Outputs...)
@@ -203,11 +207,13 @@ func (m *manifest) finish(path string, res runner.Result, err error) {
 		m.m.Result, m.m.Message = "Failed", err.Error()
 	}
 	if path == "" {
-		return
+		return nil
 	}
-	if data, merr := json.MarshalIndent(m.m, "", "  "); merr == nil {
-		_ = os.WriteFile(path, data, 0o600)
+	data, merr := json.MarshalIndent(m.m, "", "  ")
+	if merr != nil {
+		return merr
 	}
+	return os.WriteFile(path, data, 0o600)
 }
 
 func describeSource(s template.Source) string {
