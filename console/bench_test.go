@@ -16,14 +16,14 @@ import (
 )
 
 // seed stores 200 templates with 5 runs each (1,000 runs), each run with a
-// phase history and a 2,000-line log, as a busy server would have them.
+// phase history; one of them has a 100,000-line log.
 func seed(b testing.TB, s *site) (templatePath, runPath string) {
 	ctx := context.Background()
 	src, err := os.ReadFile("../examples/hello-vhd.json")
 	if err != nil {
 		b.Fatal(err)
 	}
-	logText := strings.Repeat("2026-12-03T12:00:00Z some build output line that is about this long\n", 2000)
+	logText := strings.Repeat("2026-12-03T12:00:00Z some build output line that is about this long\n", 100_000)
 	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	err = s.srv.Store().Update(ctx, func(tx *store.Tx) error {
 		for i := range 200 {
@@ -90,5 +90,27 @@ func BenchmarkPages(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestLongLog: a run page with a 100,000-line log carries only its end; the
+// whole log is a link away, and streaming from the page's offset sends only
+// what follows.
+func TestLongLog(t *testing.T) {
+	s := startSite(t, false, time.Second)
+	_, rpage := seed(t, s)
+	b := s.browser(t)
+	b.signIn()
+	res, body := b.get(rpage)
+	if res.StatusCode != http.StatusOK || len(body) > 200<<10 || !strings.Contains(body, "The last lines") {
+		t.Fatalf("run page with a 100k-line log: %s, %d bytes", res.Status, len(body))
+	}
+	res, whole := b.get(rpage + "/log")
+	if res.StatusCode != http.StatusOK || strings.Count(whole, "\n") != 100_000 {
+		t.Errorf("the whole log: %s, %d lines", res.Status, strings.Count(whole, "\n"))
+	}
+	res, rest := b.get(rpage + "/log?follow=1&offset=" + fmt.Sprint(len(whole)-2*(strings.IndexByte(whole, '\n')+1)))
+	if res.StatusCode != http.StatusOK || strings.Count(rest, "\n") != 2 {
+		t.Errorf("following from near the end: %s, %q", res.Status, rest)
 	}
 }
