@@ -112,8 +112,48 @@ func (c *Console) Handler(api http.Handler) http.Handler {
 	})
 }
 
-// ServeHTTP answers a console request.
-func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// statusWriter remembers the status for the access log and lets the log
+// stream flush through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	who    string
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// ServeHTTP answers a console request, and logs it as the API logs its own.
+func (c *Console) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	w := &statusWriter{ResponseWriter: rw, who: "-"}
+	defer func() {
+		if !strings.HasPrefix(r.URL.Path, Prefix+"static/") {
+			c.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", w.status,
+				"duration", time.Since(start).Round(time.Millisecond), "principal", w.who)
+		}
+	}()
+	c.serve(w, r)
+}
+
+func (c *Console) serve(w *statusWriter, r *http.Request) {
 	h := w.Header()
 	// Scripts and styles come from the console's own files only; nothing
 	// frames it; links to other sites carry no console URL.
@@ -138,6 +178,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	w.who = rq.caller.Name
 	if r.Method == http.MethodPost && !c.checkCSRF(rq) {
 		return
 	}
