@@ -186,6 +186,8 @@ func (c *Console) serve(w *statusWriter, r *http.Request) {
 	switch {
 	case path == "" && r.URL.Path == "/":
 		c.overview(rq)
+	case path == "":
+		http.Redirect(w, r, "/", http.StatusSeeOther)
 	case path == "signout":
 		c.signOut(rq)
 	case path == "templates":
