@@ -641,3 +641,33 @@ func TestSubscriptionScope(t *testing.T) {
 		t.Error("the template count changed")
 	}
 }
+
+func TestCancelRun(t *testing.T) {
+	s := startSite(t, false, time.Minute)
+	b := s.browser(t)
+	b.signIn()
+	res, body := b.post("/console/templates/new", url.Values{"subscription": {"s1"}, "group": {"rg"}, "name": {"slow"},
+		"source": {readExample(t)}, "action": {"create"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create: %s\n%s", res.Status, body)
+	}
+	tpage := res.Header.Get("Location")
+	waitFor(t, "the template to be Succeeded", func() bool { _, body := b.get(tpage); return strings.Contains(body, `id="action-run"`) })
+	res, _ = b.post(tpage+"/run", nil)
+	rpage := res.Header.Get("Location")
+	waitFor(t, "the build to begin", func() bool { _, body := b.get(rpage); return strings.Contains(body, `data-phase="Building"`) })
+	// Run again while it runs: refused, said on the confirmation page.
+	if res, body := b.post(tpage+"/run", nil); res.StatusCode != http.StatusConflict || !strings.Contains(body, "already running") {
+		t.Errorf("a second run: %s\n%s", res.Status, body)
+	}
+	if _, body := b.get(tpage); !strings.Contains(body, `id="action-cancel"`) || strings.Contains(body, `id="action-run"`) {
+		t.Errorf("a running template's page does not offer Cancel (and only Cancel):\n%s", body)
+	}
+	if res, _ := b.post(tpage+"/cancel", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("cancel: %s", res.Status)
+	}
+	waitFor(t, "the run to be canceled", func() bool {
+		_, body := b.get(rpage)
+		return strings.Contains(body, `id="run-state"><span class="state plain">Canceled`)
+	})
+}
