@@ -10,6 +10,11 @@
   const csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
   const MAX_LINES = 5000;
 
+  const stateText = () => {
+    const e = document.getElementById("run-state") || document.getElementById("provisioning");
+    return e ? e.textContent.trim() : "";
+  };
+
   function refreshLive() {
     const live = document.getElementById("live");
     if (!live || !document.body.dataset.live) return;
@@ -23,7 +28,11 @@
           // Keep keyboard focus across the swap: refocus the element with
           // the same id, if the new block has it.
           const focused = live.contains(document.activeElement) ? document.activeElement.id : "";
+          const before = stateText();
           live.innerHTML = await res.text();
+          // Say a change of state once, not the whole refreshed block.
+          const after = stateText();
+          if (after && after !== before) document.getElementById("announce").textContent = "State: " + after;
           if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
           if (res.headers.get("X-Console-Live") !== "1") {
             clearInterval(timer);
