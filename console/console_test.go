@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -670,4 +671,29 @@ func TestCancelRun(t *testing.T) {
 		_, body := b.get(rpage)
 		return strings.Contains(body, `id="run-state"><span class="state plain">Canceled`)
 	})
+}
+
+// TestUpload: the file input, without the script (a multipart form).
+func TestUpload(t *testing.T) {
+	s := startSite(t, false, 300*time.Millisecond)
+	b := s.browser(t)
+	b.signIn()
+	var buf strings.Builder
+	mw := multipart.NewWriter(&buf)
+	for k, v := range map[string]string{"csrf": b.csrf, "subscription": "s1", "group": "up", "name": "uploaded", "source": "", "action": "create"} {
+		_ = mw.WriteField(k, v)
+	}
+	fw, _ := mw.CreateFormFile("file", "hello-vhd.json")
+	_, _ = io.WriteString(fw, readExample(t))
+	mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/console/templates/new", strings.NewReader(buf.String()))
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	res, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/console/t/s1/up/uploaded" {
+		t.Fatalf("upload: %s to %q", res.Status, res.Header.Get("Location"))
+	}
 }
