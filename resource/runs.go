@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -401,6 +402,9 @@ func (s *Service) SetRunPhase(ctx context.Context, runID string, sub string) err
 		if !r.Active() {
 			return nil
 		}
+		if n := len(r.Phases); n == 0 || r.Phases[n-1].Name != sub {
+			r.Phases = append(r.Phases, RunPhase{Name: sub, Start: tx.Now()})
+		}
 		r.SubState = sub
 		if err := tx.PutJSON(ctx, r.ID, TypeRun, r); err != nil {
 			return err
@@ -415,6 +419,32 @@ func (s *Service) SetRunPhase(ctx context.Context, runID string, sub string) err
 		t.LastRunStatus.RunSubState = sub
 		return tx.PutJSON(ctx, t.ID, TypeImageTemplate, t)
 	})
+}
+
+// ManifestName is the file beside a run's customization.log that keeps the
+// build's manifest (build.Manifest): its phases, customizers and outputs.
+const ManifestName = "manifest.json"
+
+// manifestPath is where a run's build manifest is kept (absolute).
+func (s *Service) manifestPath(r Run) string {
+	return filepath.Join(filepath.Dir(s.abs(r.LogPath)), ManifestName)
+}
+
+// RunManifest reads the build manifest kept for a run; nil when the build
+// left none (it has not ended, or ended before it began).
+func (s *Service) RunManifest(r Run) (*build.Manifest, error) {
+	data, err := os.ReadFile(s.manifestPath(r))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the manifest of run %s: %w", r.RunID, err)
+	}
+	var m build.Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("decode the manifest of run %s: %w", r.RunID, err)
+	}
+	return &m, nil
 }
 
 // LogReader reads a run's customization.log. With follow, reads block

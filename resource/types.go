@@ -195,6 +195,15 @@ type Run struct {
 	// deleted. KeptDir (data-directory-relative) holds them.
 	Kept    []KeptOutput `json:"kept,omitempty"`
 	KeptDir string       `json:"keptDir,omitempty"`
+	// Phases are the runSubStates the run entered and when, oldest first:
+	// a live timeline before the build's manifest exists.
+	Phases []RunPhase `json:"phases,omitempty"`
+}
+
+// RunPhase is a phase a run entered.
+type RunPhase struct {
+	Name  string    `json:"name"` // a runSubState
+	Start time.Time `json:"start"`
 }
 
 // KeptOutput is a build output kept for a retried distribution.

@@ -34,6 +34,11 @@ type Request struct {
 	// so that the next server start can stop processes a killed server left
 	// behind.
 	WorkDir string
+	// ManifestPath is where the Executor writes the build's manifest
+	// (build.Manifest as JSON), even when the build fails: it is kept
+	// beside the run's log, for the phase timeline and each customizer's
+	// duration and exit code.
+	ManifestPath string
 }
 
 // LocalFile is a verified local copy of a downloaded file.

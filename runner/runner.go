@@ -224,7 +224,8 @@ func (h runHandler) work(ctx context.Context, job jobs.Job) error {
 		logf(log, "goldsmith: %v", err)
 		return r.finish(ctx, job, run.ID, resource.RunEnd{State: resource.RunFailed, Message: err.Error()})
 	}
-	req := Request{RunID: run.RunID, TemplateID: t.ID, Template: tmpl, Files: files, WorkDir: workDir}
+	req := Request{RunID: run.RunID, TemplateID: t.ID, Template: tmpl, Files: files, WorkDir: workDir,
+		ManifestPath: filepath.Join(filepath.Dir(r.abs(run.LogPath)), resource.ManifestName)}
 	res, execErr := r.exec.Execute(resource.WithRunLocation(bctx, t.Location), req, log, ph.enter)
 	if execErr == nil && bctx.Err() == nil {
 		if ph.current() != string(build.PhaseDistributing) {

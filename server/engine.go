@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -46,11 +48,30 @@ func (e *engine) Execute(ctx context.Context, run runner.Request, log io.Writer,
 		},
 	}
 	res, err := b.Run(ctx, req)
+	if res != nil && res.Manifest != nil && run.ManifestPath != "" {
+		if werr := writeManifest(run.ManifestPath, res.Manifest); werr != nil {
+			fmt.Fprintf(log, "goldsmith: keep the build manifest: %v\n", werr)
+		}
+	}
 	if err != nil {
 		return runner.Result{}, err
 	}
 	// goldsmith builds BIOS (Hyper-V generation 1) images.
 	return runner.Result{Outputs: res.Outputs, OSType: osTypeName(res), HyperVGeneration: "V1"}, nil
+}
+
+// writeManifest keeps the build's manifest where the runner asked: the
+// build's own copy goes with the run's scratch directory.
+func writeManifest(path string, m *build.Manifest) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // LayerCacheTag is the template tag that turns the layer cache on for a

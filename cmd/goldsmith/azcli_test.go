@@ -51,15 +51,20 @@ type servedAZ struct {
 // the build engine (a test hook; serve has no flag for it).
 func startServe(t *testing.T) servedAZ {
 	t.Helper()
-	dir := t.TempDir()
+	t.Setenv("GOLDSMITH_TOKEN", "")
+	return startServeWith(t, serveFlags{listen: "127.0.0.1:0", dataDir: t.TempDir(), workers: 2, selfSigned: true,
+		logLevel: "info", maxISOGiB: 1, tlsNames: []string{"goldsmith.test"}, executor: standin.Executor{Duration: time.Second}})
+}
+
+// startServeWith runs goldsmith serve's own code (runServe) with flags f
+// until the test ends.
+func startServeWith(t *testing.T, f serveFlags) servedAZ {
+	t.Helper()
+	dir := f.dataDir
 	out, errs := &syncBuffer{}, &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	t.Setenv("GOLDSMITH_TOKEN", "")
-	go func() {
-		done <- runServe(ctx, out, errs, serveFlags{listen: "127.0.0.1:0", dataDir: dir, workers: 2, selfSigned: true,
-			logLevel: "info", maxISOGiB: 1, tlsNames: []string{"goldsmith.test"}, executor: standin.Executor{Duration: time.Second}})
-	}()
+	go func() { done <- runServe(ctx, out, errs, f) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -69,7 +74,7 @@ func startServe(t *testing.T) servedAZ {
 			t.Logf("goldsmith serve's log:\n%s", errs.String())
 		}
 	})
-	servingRE := regexp.MustCompile(`goldsmith serving (https://127\.0\.0\.1:\d+)`)
+	servingRE := regexp.MustCompile(`goldsmith serving (https?://127\.0\.0\.1:\d+)`)
 	deadline := time.Now().Add(20 * time.Second)
 	for !servingRE.MatchString(out.String()) {
 		select {

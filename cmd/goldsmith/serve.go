@@ -21,6 +21,8 @@ import (
 
 	"github.com/goldsmith-dev/goldsmith/arm"
 	"github.com/goldsmith-dev/goldsmith/blob"
+	"github.com/goldsmith-dev/goldsmith/catalog"
+	"github.com/goldsmith-dev/goldsmith/console"
 	"github.com/goldsmith-dev/goldsmith/download"
 	"github.com/goldsmith-dev/goldsmith/runner"
 	"github.com/goldsmith-dev/goldsmith/server"
@@ -43,6 +45,10 @@ type serveFlags struct {
 	// executor, when set, runs the builds instead of the build engine: only
 	// tests set it (the stand-in, internal/standin), there is no flag.
 	executor runner.Executor
+	// builderDir, when set, is where the build engine keeps its platform
+	// image catalog and caches instead of the data directory: only tests
+	// set it, to share images built once per machine.
+	builderDir string
 }
 
 // serveConfig is the optional config file (default DATA_DIR/config.json).
@@ -99,6 +105,9 @@ principal is made and printed at first start; "goldsmith principal" makes
 more. Static tokens come from GOLDSMITH_TOKEN (comma separated) and the config
 file's "tokens"; when none is configured, one is generated at first start,
 printed, and kept in DATA_DIR/token.
+
+A web console is served at / (pages under /console/): sign in with a static
+token or a service principal's client id and secret.
 
 With --tls-self-signed, goldsmith makes its own certificate authority
 (DATA_DIR/tls/ca.crt: point REQUESTS_CA_BUNDLE at it, or install it in the
@@ -170,7 +179,11 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	cfg := server.Config{DataDir: dir, Database: f.database, Workers: f.workers, Executor: f.executor, Regions: regions,
 		MaxISOBytes: f.maxISOGiB << 30, Tenant: conf.Tenant, Logger: log}
 	if f.executor == nil {
-		if cfg.Builder, cfg.Platform, err = newBuilder(dir, log.With("component", "build"), f.accel); err != nil {
+		builderDir := dir
+		if f.builderDir != "" {
+			builderDir = f.builderDir
+		}
+		if cfg.Builder, cfg.Platform, err = newBuilder(builderDir, log.With("component", "build"), f.accel); err != nil {
 			return err
 		}
 	}
@@ -194,6 +207,17 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	if err != nil {
 		return err
 	}
+	cat, _ := cfg.Platform.(console.Catalog)
+	if cat == nil { // the stand-in executor: the catalog is only listed
+		if cat, err = catalog.Open(dir, catalog.WithLogger(log.With("component", "catalog"))); err != nil {
+			return err
+		}
+	}
+	web, err := console.New(console.Options{Service: srv.Service(), Store: srv.Store(), Auth: srv.Authority(), Catalog: cat,
+		Logger: log.With("component", "console")})
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
@@ -207,7 +231,7 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 			return err
 		}
 	}
-	hs := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	hs := &http.Server{Handler: web.Handler(api), ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	if f.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
 		if err != nil {

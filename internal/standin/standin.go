@@ -6,6 +6,8 @@ package standin
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -42,7 +44,18 @@ type Executor struct {
 }
 
 // Execute implements runner.Executor.
-func (e Executor) Execute(ctx context.Context, run runner.Request, log io.Writer, progress func(build.Phase, string)) (runner.Result, error) {
+func (e Executor) Execute(ctx context.Context, run runner.Request, log io.Writer, progress func(build.Phase, string)) (res runner.Result, err error) {
+	// Like the engine, it leaves a manifest (phases with their seconds,
+	// customizers with theirs and their exit codes, outputs) even when it fails.
+	m := &manifest{m: build.Manifest{Template: build.ManifestTemplate{Name: run.Template.Name, APIVersion: run.Template.APIVersion,
+		Location: run.Template.Location}, Source: build.ManifestSource{Type: run.Template.Properties.Source.Type},
+		Steps: []build.ManifestStep{}, Outputs: []build.Output{}, Started: time.Now().UTC()}, progress: progress}
+	progress = m.enter
+	defer func() {
+		if merr := m.finish(run.ManifestPath, res, err); merr != nil {
+			fmt.Fprintf(log, "stand-in: keep the manifest: %v\n", merr)
+		}
+	}()
 	d := e.Duration
 	if d <= 0 {
 		d = time.Second
@@ -86,6 +99,7 @@ func (e Executor) Execute(ctx context.Context, run runner.Request, log io.Writer
 	}
 	progress(build.PhaseCustomizing, fmt.Sprintf("%d customizers", len(t.Properties.Customize)))
 	for i, c := range t.Properties.Customize {
+		stepStart := time.Now()
 		fmt.Fprintf(log, "customizer %d (%s %q)\n", i, c.Type, c.Name)
 		for _, uri := range []string{c.ScriptURI, c.SourceURI} {
 			if f, ok := run.Files[uri]; ok && uri != "" {
@@ -99,6 +113,7 @@ func (e Executor) Execute(ctx context.Context, run runner.Request, log io.Writer
 		for _, line := range c.Inline {
 			fmt.Fprintf(log, "  + %s\n", line)
 			if code := exitCode(line); code > 0 && c.Type == template.CustomizeShell {
+				m.step(c, stepStart, code)
 				// The engine's own error, so the message reads as a real build's.
 				return runner.Result{}, &customize.StepError{Kind: customize.KindCustomizer, Index: i + 1, Total: len(t.Properties.Customize),
 					Name: c.Name, Type: c.Type, ExitCode: code}
@@ -107,6 +122,7 @@ func (e Executor) Execute(ctx context.Context, run runner.Request, log io.Writer
 		if err := wait(); err != nil {
 			return runner.Result{}, err
 		}
+		m.step(c, stepStart, 0)
 	}
 	if v := t.Properties.Validate; v != nil {
 		progress(build.PhaseValidating, fmt.Sprintf("%d validators", len(v.InVMValidations)))
@@ -130,7 +146,7 @@ func (e Executor) Execute(ctx context.Context, run runner.Request, log io.Writer
 	if osType == "" {
 		osType = "Linux"
 	}
-	res := runner.Result{OSType: osType, HyperVGeneration: "V1"}
+	res = runner.Result{OSType: osType, HyperVGeneration: "V1"}
 	for i, dist := range t.Properties.Distribute {
 		o := build.Output{RunOutputName: dist.RunOutputName, Type: dist.Type, Path: raw, Format: "raw", SHA256: rawSum, Size: size}
 		if dist.Type == template.DistributeVHD {
@@ -151,6 +167,53 @@ func (e Executor) Execute(ctx context.Context, run runner.Request, log io.Writer
 		return runner.Result{}, err
 	}
 	return res, nil
+}
+
+// manifest records what the stand-in did in the engine's manifest shape.
+type manifest struct {
+	m        build.Manifest
+	progress func(build.Phase, string)
+	phase    build.Phase
+	since    time.Time
+}
+
+func (m *manifest) enter(p build.Phase, detail string) {
+	m.closePhase()
+	m.phase, m.since = p, time.Now()
+	m.progress(p, detail)
+}
+
+func (m *manifest) closePhase() {
+	if m.phase != "" {
+		m.m.Phases = append(m.m.Phases, build.ManifestPhase{Phase: m.phase, Seconds: time.Since(m.since).Seconds()})
+	}
+}
+
+func (m *manifest) step(c template.Customizer, start time.Time, code int) {
+	m.m.Steps = append(m.m.Steps, build.ManifestStep{Name: c.Name, Type: c.Type, URI: c.ScriptURI + c.SourceURI,
+		Seconds: time.Since(start).Seconds(), ExitCode: code})
+}
+
+func (m *manifest) finish(path string, res runner.Result, err error) error {
+	m.closePhase()
+	m.m.Finished = time.Now().UTC()
+	m.m.Outputs = append(m.m.Outputs, res.Outputs...)
+	switch {
+	case err == nil:
+		m.m.Result = "Succeeded"
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		m.m.Result, m.m.Message = "Canceled", err.Error()
+	default:
+		m.m.Result, m.m.Message = "Failed", err.Error()
+	}
+	if path == "" {
+		return nil
+	}
+	data, merr := json.MarshalIndent(m.m, "", "  ")
+	if merr != nil {
+		return merr
+	}
+	return os.WriteFile(path, data, 0o600)
 }
 
 func describeSource(s template.Source) string {
