@@ -478,8 +478,10 @@ func (c *Catalog) Remove(ctx context.Context, urn string) error {
 		return err
 	}
 	for _, sum := range orphans {
-		if err := os.Remove(c.BlobPath(sum)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove %s: %w", urn, err)
+		for _, p := range []string{c.BlobPath(sum), c.expandedPath(sum)} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("remove %s: %w", urn, err)
+			}
 		}
 	}
 	return nil

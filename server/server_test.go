@@ -51,6 +51,8 @@ func (p platform) Resolve(_ context.Context, urn string) (catalog.Entry, error) 
 	return catalog.Entry{}, errNoImage
 }
 
+func (platform) Expanded(_ context.Context, e catalog.Entry) (catalog.Entry, error) { return e, nil }
+
 // TestBuilderRunsBuilds checks the engine's wiring: a run goes to the
 // Builder, whose platform images come from Config.Platform, and the
 // engine's error ends the run.

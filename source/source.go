@@ -30,6 +30,9 @@ type Image struct {
 // Platform resolves PlatformImage sources.
 type Platform interface {
 	Resolve(ctx context.Context, urn string) (catalog.Entry, error)
+	// Expanded gives the entry's disk uncompressed, for a build to back
+	// its disk on (see catalog.Catalog.Expanded).
+	Expanded(ctx context.Context, e catalog.Entry) (catalog.Entry, error)
 }
 
 // StoredDisk is the disk behind a managed image or a gallery image version
@@ -74,6 +77,9 @@ func (r Resolver) Resolve(ctx context.Context, src template.Source) (Image, erro
 			if errors.Is(err, catalog.ErrNotFound) {
 				return Image{}, fmt.Errorf("PlatformImage %s is not in the catalog: build a built-in (goldsmith catalog ls), import an image (goldsmith catalog import), or alias this URN to one (goldsmith catalog alias %s Debian:debian-12:12): %w", urn, urn, err)
 			}
+			return Image{}, fmt.Errorf("PlatformImage %s: %w", urn, err)
+		}
+		if e, err = r.Platform.Expanded(ctx, e); err != nil {
 			return Image{}, fmt.Errorf("PlatformImage %s: %w", urn, err)
 		}
 		return fromEntry(e), nil

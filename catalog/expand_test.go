@@ -1,0 +1,68 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/goldsmith-dev/goldsmith/disk"
+)
+
+// TestExpanded: a compressed qcow2 image is expanded once into a read-only
+// raw copy with the same bytes; other formats are left alone.
+func TestExpanded(t *testing.T) {
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		t.Skip("qemu-img not installed")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	q := disk.QemuImg{Run: disk.Exec{}}
+	raw := writeTestImage(t, 4<<20)
+	qc := filepath.Join(dir, "a.qcow2")
+	if err := q.Convert(ctx, raw.path, disk.FormatRaw, qc, disk.ConvertOptions{Format: disk.FormatQCOW2, Compress: true}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(t.TempDir(), WithClock(func() time.Time { return testDay }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, _, _ := disk.SHA256File(ctx, qc)
+	e, err := c.Import(ctx, ImportRequest{URN: "Local:golden:base", Source: qc, SHA256: sum})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := c.Expanded(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.DiskFormat != disk.FormatRaw || x.DiskPath == e.DiskPath || x.DiskSHA256 != e.DiskSHA256 {
+		t.Fatalf("expanded entry: format %s path %s sha %s", x.DiskFormat, x.DiskPath, x.DiskSHA256)
+	}
+	got, err := os.ReadFile(x.DiskPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(raw.path)
+	if !bytes.Equal(got, want) {
+		t.Fatal("the expanded copy's bytes differ from the image's")
+	}
+	st, _ := os.Stat(x.DiskPath)
+	if st.Mode().Perm()&0o222 != 0 {
+		t.Errorf("the expanded copy is writable: %v", st.Mode())
+	}
+	again, err := c.Expanded(ctx, e)
+	if err != nil || again.DiskPath != x.DiskPath {
+		t.Fatalf("second expansion: %v, %s", err, again.DiskPath)
+	}
+	if st2, _ := os.Stat(x.DiskPath); !st2.ModTime().Equal(st.ModTime()) {
+		t.Error("the second call made the copy again")
+	}
+	same, err := c.Expanded(ctx, x)
+	if err != nil || same.DiskPath != x.DiskPath || same.DiskFormat != x.DiskFormat {
+		t.Errorf("a raw entry changed: %+v, %v", same, err)
+	}
+}
