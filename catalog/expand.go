@@ -9,21 +9,23 @@ import (
 	"github.com/goldsmith-dev/goldsmith/disk"
 )
 
-// Expanded returns e with its disk replaced by an uncompressed raw copy
-// (sparse), made once per image beside the blobs. Builds back their disks
+// Expanded returns e with its disk replaced by an uncompressed qcow2 copy,
+// made once per image beside the blobs. Builds back their disks
 // on it: QEMU decompresses a compressed qcow2 cluster on every read the
 // guest makes, and writing outputs reads the whole image again, so the
-// compressed blob is for storage and the expanded copy for use. Entries that
+// compressed blob is for storage and the expanded copy for use. It stays
+// qcow2, not raw: its allocation map tells readers where the zeros are
+// (a raw backing file would have every byte of it read and hashed). Entries that
 // are not qcow2 come back unchanged. The copy's bytes are the blob's (its
 // DiskSHA256 still names the blob).
 func (c *Catalog) Expanded(ctx context.Context, e Entry) (Entry, error) {
-	if e.DiskFormat != disk.FormatQCOW2 || e.DiskSHA256 == "" {
+	if e.DiskFormat != disk.FormatQCOW2 || e.DiskSHA256 == "" || filepath.Dir(e.DiskPath) == filepath.Dir(c.expandedPath("")) {
 		return e, nil
 	}
 	path := c.expandedPath(e.DiskSHA256)
 	dir := filepath.Dir(path)
 	use := func() Entry {
-		e.DiskPath, e.DiskFormat = path, disk.FormatRaw
+		e.DiskPath, e.DiskFormat = path, disk.FormatQCOW2
 		return e
 	}
 	if _, err := os.Stat(path); err == nil {
@@ -43,7 +45,7 @@ func (c *Catalog) Expanded(ctx context.Context, e Entry) (Entry, error) {
 	}
 	tmp := path + ".partial"
 	defer os.Remove(tmp)
-	if err := c.tools.images.Convert(ctx, e.DiskPath, disk.FormatQCOW2, tmp, disk.ConvertOptions{Format: disk.FormatRaw}); err != nil {
+	if err := c.tools.images.Convert(ctx, e.DiskPath, disk.FormatQCOW2, tmp, disk.ConvertOptions{Format: disk.FormatQCOW2}); err != nil {
 		return e, fmt.Errorf("expand %s: %w", e.URN, err)
 	}
 	// Read-only, as the blob: every build disk is an overlay on it.
@@ -59,5 +61,5 @@ func (c *Catalog) Expanded(ctx context.Context, e Entry) (Entry, error) {
 
 // expandedPath is where the expanded copy of the disk blob sha goes.
 func (c *Catalog) expandedPath(sha string) string {
-	return filepath.Join(c.dir, "expanded", sha+".raw")
+	return filepath.Join(c.dir, "expanded", sha+".qcow2")
 }

@@ -13,7 +13,8 @@ import (
 )
 
 // TestExpanded: a compressed qcow2 image is expanded once into a read-only
-// raw copy with the same bytes; other formats are left alone.
+// uncompressed qcow2 copy with the same bytes; raw images and the copy
+// itself are left alone.
 func TestExpanded(t *testing.T) {
 	if _, err := exec.LookPath("qemu-img"); err != nil {
 		t.Skip("qemu-img not installed")
@@ -39,10 +40,19 @@ func TestExpanded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if x.DiskFormat != disk.FormatRaw || x.DiskPath == e.DiskPath || x.DiskSHA256 != e.DiskSHA256 {
+	if x.DiskFormat != disk.FormatQCOW2 || x.DiskPath == e.DiskPath || x.DiskSHA256 != e.DiskSHA256 {
 		t.Fatalf("expanded entry: format %s path %s sha %s", x.DiskFormat, x.DiskPath, x.DiskSHA256)
 	}
-	got, err := os.ReadFile(x.DiskPath)
+	zst, _ := os.Stat(e.DiskPath)
+	xst, _ := os.Stat(x.DiskPath)
+	if xst.Size() <= zst.Size() {
+		t.Errorf("the copy (%d bytes) is not larger than the compressed image (%d bytes)", xst.Size(), zst.Size())
+	}
+	back := filepath.Join(dir, "back.raw")
+	if err := q.Convert(ctx, x.DiskPath, disk.FormatQCOW2, back, disk.ConvertOptions{Format: disk.FormatRaw}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(back)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +73,10 @@ func TestExpanded(t *testing.T) {
 	}
 	same, err := c.Expanded(ctx, x)
 	if err != nil || same.DiskPath != x.DiskPath || same.DiskFormat != x.DiskFormat {
-		t.Errorf("a raw entry changed: %+v, %v", same, err)
+		t.Errorf("the expanded entry changed: %+v, %v", same, err)
+	}
+	rawEntry := Entry{URN: "Local:raw:x", DiskPath: raw.path, DiskFormat: disk.FormatRaw, DiskSHA256: "abc"}
+	if r, err := c.Expanded(ctx, rawEntry); err != nil || r.DiskPath != raw.path || r.DiskFormat != disk.FormatRaw {
+		t.Errorf("a raw entry changed: %+v, %v", r, err)
 	}
 }
