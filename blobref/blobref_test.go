@@ -29,7 +29,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	regions, err := blob.OpenRegions(filepath.Join(dir, "regions"), []blob.Region{{Name: "westus2"}, {Name: "eastus"}})
+	regions, err := blob.OpenRegions(context.Background(), filepath.Join(dir, "regions"), []blob.Region{{Name: "westus2"}, {Name: "eastus"}})
 	if err != nil {
 		t.Fatal(err)
 	}

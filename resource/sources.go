@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/distribute"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
 	"github.com/goldsmith-dev/goldsmith/source"
@@ -189,7 +190,11 @@ func (s *Service) StoredDisk(ctx context.Context, src template.Source) (source.S
 	if !ok {
 		return source.StoredDisk{}, fmt.Errorf("%s: %w", sourceCode(src), s.regions.Check(region))
 	}
-	p := st.Path(res.Artifact.SHA256)
+	dir, ok := st.(*blob.Dir)
+	if !ok {
+		return source.StoredDisk{}, fmt.Errorf("%s: the %s store is object storage: builds read a stored disk only from a local region store so far", sourceCode(src), region)
+	}
+	p := dir.Path(res.Artifact.SHA256)
 	if _, ok, err := st.Stat(res.Artifact.SHA256); err != nil || !ok {
 		return source.StoredDisk{}, fmt.Errorf("%s: the disk of %s is missing from the %s store (%v)", sourceCode(src), res.ID, region, err)
 	}
@@ -235,5 +240,9 @@ func (s *Service) ArtifactFile(ctx context.Context, id, region string) (StoredFi
 	if !ok {
 		return StoredFile{}, newErr(KindInternal, "InternalServerError", "%v", s.regions.Check(region))
 	}
-	return StoredFile{Path: st.Path(r.Artifact.SHA256), Region: region, Artifact: *r.Artifact}, nil
+	dir, ok := st.(*blob.Dir)
+	if !ok {
+		return StoredFile{}, newErr(KindBadRequest, "NotSupported", "the %s store is object storage: goldsmith serves disks only from local region stores so far.", region)
+	}
+	return StoredFile{Path: dir.Path(r.Artifact.SHA256), Region: region, Artifact: *r.Artifact}, nil
 }
