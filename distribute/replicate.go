@@ -14,7 +14,7 @@ import (
 	"github.com/goldsmith-dev/goldsmith/disk"
 )
 
-// Store is one region's blob store (a *blob.Dir).
+// Store is one region's blob store (a *blob.Dir or *blob.S3).
 type Store interface {
 	Lock(sum string) func()
 	Put(ctx context.Context, sum, src string, opt blob.PutOptions) (blob.Placed, error)
@@ -98,7 +98,10 @@ func Replicate(ctx context.Context, src *Source, replicas []Replica, progress fu
 func putOne(ctx context.Context, src *Source, st Store) (blob.Placed, error) {
 	unlock := st.Lock(src.SHA256)
 	defer unlock()
-	link := src.linked != nil && src.linked.CompareAndSwap(false, true)
+	// Only a local directory can hard-link; an object store claiming the
+	// link would make a local region copy while it uploads.
+	_, local := st.(*blob.Dir)
+	link := local && src.linked != nil && src.linked.CompareAndSwap(false, true)
 	placed, err := st.Put(ctx, src.SHA256, src.Path, blob.PutOptions{Link: link, TrustLinked: src.Trusted})
 	if link && !placed.Linked {
 		src.linked.Store(false) // not used: another region may link

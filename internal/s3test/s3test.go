@@ -53,14 +53,14 @@ func Binary() (string, error) {
 	if p, err := exec.LookPath("versitygw"); err == nil {
 		return p, nil
 	}
-	dirs := []string{os.Getenv("GOBIN")}
+	var dirs []string
+	if gobin := os.Getenv("GOBIN"); gobin != "" {
+		dirs = append(dirs, gobin)
+	}
 	for _, gp := range filepath.SplitList(build.Default.GOPATH) {
 		dirs = append(dirs, filepath.Join(gp, "bin"))
 	}
 	for _, d := range dirs {
-		if d == "" {
-			continue
-		}
 		p := filepath.Join(d, "versitygw")
 		if st, err := os.Stat(p); err == nil && !st.IsDir() {
 			return p, nil
