@@ -206,9 +206,11 @@ func (s *Service) StoredDisk(ctx context.Context, src template.Source) (source.S
 		VirtualSize: res.Artifact.VirtualSize, OSType: os}, nil
 }
 
-// StoredFile is a stored disk as a file to read.
+// StoredFile is a stored disk: a file to read (Path), or an object in a
+// bucket (Object; Path is empty).
 type StoredFile struct {
 	Path     string
+	Object   *blob.S3
 	Region   string
 	Artifact Artifact
 }
@@ -240,9 +242,11 @@ func (s *Service) ArtifactFile(ctx context.Context, id, region string) (StoredFi
 	if !ok {
 		return StoredFile{}, newErr(KindInternal, "InternalServerError", "%v", s.regions.Check(region))
 	}
-	dir, ok := st.(*blob.Dir)
-	if !ok {
-		return StoredFile{}, newErr(KindBadRequest, "NotSupported", "the %s store is object storage: goldsmith serves disks only from local region stores so far.", region)
+	switch st := st.(type) {
+	case *blob.Dir:
+		return StoredFile{Path: st.Path(r.Artifact.SHA256), Region: region, Artifact: *r.Artifact}, nil
+	case *blob.S3:
+		return StoredFile{Object: st, Region: region, Artifact: *r.Artifact}, nil
 	}
-	return StoredFile{Path: dir.Path(r.Artifact.SHA256), Region: region, Artifact: *r.Artifact}, nil
+	return StoredFile{}, newErr(KindInternal, "InternalServerError", "the %s store is of an unknown kind", region)
 }
