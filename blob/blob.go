@@ -132,6 +132,9 @@ type Placed struct {
 	Reused bool // the blob was there already
 	Linked bool // a hard link to src, no bytes copied; sha256 verified
 	Copied bool // the bytes were copied and the copy's sha256 verified
+	// ServerCopied: the object store's server copied the bytes from another
+	// bucket (with Copied: the copy was read back and verified).
+	ServerCopied bool
 }
 
 // Put stores the file src as the blob sum (lowercase hex sha256), unless

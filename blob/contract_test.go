@@ -279,13 +279,14 @@ func TestCopyBetweenRegions(t *testing.T) {
 	src, data, sum := disk(t, size, 3)
 	local, s3 := backends()[0], backends()[1]
 	tests := []struct {
-		name     string
-		from, to backend
+		name       string
+		from, to   backend
+		serverCopy bool
 	}{
-		{"local to local", local, local},
-		{"local to s3", local, s3},
-		{"s3 to local", s3, local},
-		{"s3 to s3 on one endpoint (server-side copy)", s3, s3},
+		{"local to local", local, local, false},
+		{"local to s3", local, s3, false},
+		{"s3 to local", s3, local, false},
+		{"s3 to s3 on one endpoint (server-side copy)", s3, s3, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -299,7 +300,7 @@ func TestCopyBetweenRegions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !p.Copied || p.Size != size {
+			if !p.Copied || p.Size != size || p.ServerCopied != tt.serverCopy {
 				t.Errorf("copy: %+v", p)
 			}
 			if !bytes.Equal(readAll(t, to, sum), data) {

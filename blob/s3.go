@@ -142,6 +142,10 @@ func s3Credentials(cfg S3Config, getenv func(string) string) (string, string, er
 	return ak, sk, nil
 }
 
+// Endpoint is the server's scheme://host[:port]: buckets on one endpoint
+// copy between each other on the server.
+func (s *S3) Endpoint() string { return s.endpoint }
+
 // String names the store.
 func (s *S3) String() string { return s.endpoint + "/" + s.bucket + "/" + s.prefix }
 
@@ -274,7 +278,7 @@ func (s *S3) copyFrom(ctx context.Context, src *S3, sum string, size int64) (Pla
 	if err := s.place(ctx, tmp, sum); err != nil {
 		return Placed{}, err
 	}
-	return Placed{Size: size, Copied: true}, nil
+	return Placed{Size: size, Copied: true, ServerCopied: true}, nil
 }
 
 func (s *S3) hashObject(ctx context.Context, key string) (string, int64, error) {

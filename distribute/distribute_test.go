@@ -134,18 +134,19 @@ func TestMain(m *testing.M) {
 
 func TestReplicate(t *testing.T) {
 	tests := []struct {
-		name string
-		s3   []bool // per region: a bucket rather than a directory
+		name         string
+		s3           []bool // per region: a bucket rather than a directory
+		serverCopied []bool // per region: copied by the S3 server from another bucket
 	}{
-		{"local directories", []bool{false, false, false}},
-		{"a directory and two buckets", []bool{true, false, true}},
+		{"local directories", []bool{false, false, false}, []bool{false, false, false}},
+		{"a directory and two buckets on one endpoint", []bool{true, false, true}, []bool{false, false, true}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { testReplicate(t, tt.s3) })
+		t.Run(tt.name, func(t *testing.T) { testReplicate(t, tt.s3, tt.serverCopied) })
 	}
 }
 
-func testReplicate(t *testing.T, onS3 []bool) {
+func testReplicate(t *testing.T, onS3, serverCopied []bool) {
 	src, sum := rawDisk(t, t.TempDir(), 8<<20)
 	var stores []blob.Store
 	var replicas []Replica
@@ -180,6 +181,9 @@ func testReplicate(t *testing.T, onS3 []bool) {
 			links++
 		} else if !r.Placed.Copied {
 			t.Errorf("%s: neither linked nor copied: %+v", r.Region, r.Placed)
+		}
+		if r.Placed.ServerCopied != serverCopied[i] {
+			t.Errorf("%s: server-copied %v, want %v", r.Region, r.Placed.ServerCopied, serverCopied[i])
 		}
 		if got := storedSHA256(t, stores[i], sum); got != sum {
 			t.Errorf("%s: replica sha256 %s, want %s", r.Region, got, sum)

@@ -74,14 +74,42 @@ func Replicate(ctx context.Context, src *Source, replicas []Replica, progress fu
 		progress = func(string, string, error) {}
 	}
 	results := make([]ReplicaResult, len(replicas))
+	// A bucket on the endpoint of an earlier replica's bucket is copied
+	// from it by the server (blob.Copy) once that one is uploaded: the
+	// bytes go up once per endpoint.
+	from := make([]int, len(replicas))
+	done := make([]chan struct{}, len(replicas))
+	for i, rp := range replicas {
+		from[i], done[i] = -1, make(chan struct{})
+		if dst, ok := rp.Store.(*blob.S3); ok {
+			for j := range i {
+				if s, ok := replicas[j].Store.(*blob.S3); ok && from[j] == -1 && s.Endpoint() == dst.Endpoint() {
+					from[i] = j
+					break
+				}
+			}
+		}
+	}
 	var wg sync.WaitGroup
 	for i, rp := range replicas {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer close(done[i])
 			start := time.Now()
 			progress(rp.Region, StateReplicating, nil)
-			placed, err := putOne(ctx, src, rp.Store)
+			var placed blob.Placed
+			var err error
+			if j := from[i]; j >= 0 {
+				<-done[j]
+				if results[j].Err == nil {
+					placed, err = copyOne(ctx, src, rp.Store.(*blob.S3), replicas[j].Store.(*blob.S3))
+				} else {
+					placed, err = putOne(ctx, src, rp.Store)
+				}
+			} else {
+				placed, err = putOne(ctx, src, rp.Store)
+			}
 			if err != nil {
 				err = fmt.Errorf("region %s: %w", rp.Region, err)
 				progress(rp.Region, StateFailed, err)
@@ -93,6 +121,14 @@ func Replicate(ctx context.Context, src *Source, replicas []Replica, progress fu
 	}
 	wg.Wait()
 	return results
+}
+
+// copyOne has the store's server copy the blob from another bucket on its
+// endpoint and verify it (blob.Copy).
+func copyOne(ctx context.Context, src *Source, dst, from *blob.S3) (blob.Placed, error) {
+	unlock := dst.Lock(src.SHA256)
+	defer unlock()
+	return blob.Copy(ctx, dst, from, src.SHA256)
 }
 
 func putOne(ctx context.Context, src *Source, st Store) (blob.Placed, error) {
