@@ -194,10 +194,7 @@ func (s *S3) Put(ctx context.Context, sum, src string, _ PutOptions) (Placed, er
 	if err != nil {
 		return Placed{}, fmt.Errorf("blob put: %w", err)
 	}
-	// Only a plain Reader: minio-go then reads the parts in order (a
-	// ReaderAt would be read in parallel), so the hash below sees every byte
-	// in order as it is sent.
-	return s.PutReader(ctx, sum, struct{ io.Reader }{f}, st.Size())
+	return s.PutReader(ctx, sum, f, st.Size())
 }
 
 // PutReader uploads size bytes from r as the blob sum: a multipart upload
@@ -217,6 +214,9 @@ func (s *S3) PutReader(ctx context.Context, sum string, r io.Reader, size int64)
 	}
 	tmp := s.tmpKey(sum)
 	h := sha256.New()
+	// A plain Reader (the TeeReader hides any ReaderAt): minio-go then
+	// reads the parts in order rather than in parallel, so h sees every
+	// byte, in order, as it is sent.
 	info, err := s.client.PutObject(ctx, s.bucket, tmp, io.TeeReader(ctxReader{ctx, r}, h), size,
 		minio.PutObjectOptions{PartSize: s.partSize, ContentType: "application/octet-stream"})
 	if err != nil {
