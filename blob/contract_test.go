@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -362,4 +364,27 @@ func TestS3Config(t *testing.T) {
 			t.Error("root and s3 together were accepted")
 		}
 	})
+}
+
+// TestRegionsConfigJSON reads the regions of a config.json as the README
+// shows them.
+func TestRegionsConfigJSON(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "regions-s3.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf struct {
+		Regions []blob.Region `json:"regions"`
+	}
+	if err := json.Unmarshal(data, &conf); err != nil {
+		t.Fatal(err)
+	}
+	want := []blob.Region{
+		{Name: "westus2", S3: &blob.S3Config{Endpoint: "https://s3.example.net:9000", Bucket: "goldsmith", Prefix: "westus2",
+			Region: "us-east-1", PathStyle: true, CredentialsFile: "/etc/goldsmith/s3.json", PartSizeMiB: 16}},
+		{Name: "eastus"},
+	}
+	if !reflect.DeepEqual(conf.Regions, want) {
+		t.Errorf("regions %+v, want %+v", conf.Regions, want)
+	}
 }
