@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/resource"
 )
@@ -21,7 +22,7 @@ const gv = "2024-03-03"
 // regionBlob is where a region's store keeps a blob.
 func regionBlob(s *site, region, sum string) string {
 	st, _ := s.Svc.Regions().Store(region)
-	return st.Path(sum)
+	return st.(*blob.Dir).Path(sum)
 }
 
 func getJSON(t *testing.T, s *site, path, version string) map[string]any {

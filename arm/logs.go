@@ -240,6 +240,18 @@ func (s *Server) disk(rq *request, id string) {
 	h.Set("X-Goldsmith-Disk-SHA256", f.Artifact.SHA256)
 	h.Set("X-Goldsmith-Disk-Region", f.Region)
 	h.Set("X-Goldsmith-Disk-Virtual-Size", strconv.FormatInt(f.Artifact.VirtualSize, 10))
+	if f.Object != nil {
+		// A bucket region: redirect to a presigned GET of the object, so
+		// the disk (GiBs) goes from the object store to the client, not
+		// through goldsmith; the link expires like the VHD's.
+		u, err := f.Object.PresignGet(rq.ctx, f.Artifact.SHA256, s.blobTTL)
+		if err != nil {
+			writeError(rq.w, errorf(resource.KindInternal, "InternalServerError", "%v", err), wrapped)
+			return
+		}
+		http.Redirect(rq.w, rq.r, u.String(), http.StatusTemporaryRedirect)
+		return
+	}
 	serveFile(rq, f.Path, id)
 }
 

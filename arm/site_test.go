@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/identity"
 	"github.com/goldsmith-dev/goldsmith/internal/standin"
@@ -55,6 +56,8 @@ type siteOptions struct {
 	HTTPClient *http.Client
 	// TLS serves the API over https (httptest's certificate).
 	TLS bool
+	// Regions are the served regions and their stores (nil: the default).
+	Regions *blob.Regions
 }
 
 // openSite opens a server on o.DataDir, starts its queue and makes its API;
@@ -70,7 +73,7 @@ func openSite(ctx context.Context, o siteOptions) (*site, http.Handler, func(), 
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	srv, err := server.Open(ctx, server.Config{DataDir: o.DataDir, Database: o.Database, Workers: o.Workers, Executor: o.Executor,
-		Builder: o.Builder, Platform: o.Platform, Logger: o.Logger, HTTPClient: o.HTTPClient,
+		Builder: o.Builder, Platform: o.Platform, Logger: o.Logger, HTTPClient: o.HTTPClient, Regions: o.Regions,
 		StaticTokens: []string{"other-token", testToken}, QueuePoll: 50 * time.Millisecond, QueueLease: 5 * time.Second})
 	if err != nil {
 		return nil, nil, nil, err

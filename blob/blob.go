@@ -1,8 +1,8 @@
 // Package blob owns goldsmith's artifact storage: one content-addressed
 // store per region (Azure's location), where a disk is kept under its
 // sha256, so identical bytes are stored once per region. A store is a local
-// directory today (an S3-compatible bucket can stand behind the same
-// methods later). Writes are atomic: a blob appears under its name only
+// directory (Dir) or a bucket, or a prefix in one, on an S3-compatible server
+// (S3); both are a Store. Writes are atomic: a blob appears under its name only
 // once it is complete, synced and verified; a failed or canceled copy leaves
 // nothing behind.
 //
@@ -32,6 +32,13 @@ var ErrDigestMismatch = errors.New("sha256 mismatch")
 //	ROOT/tmp/                  copies in progress
 type Dir struct {
 	root  string
+	locks keyLocks
+}
+
+// keyLocks are per-blob mutexes, kept only while someone holds or waits.
+// They serialize one process's decisions; several processes sharing a
+// store need a lock outside them (not provided yet).
+type keyLocks struct {
 	mu    sync.Mutex
 	locks map[string]*keyLock
 }
@@ -39,6 +46,30 @@ type Dir struct {
 type keyLock struct {
 	mu   sync.Mutex
 	refs int
+}
+
+func (k *keyLocks) lock(sum string) func() {
+	sum = strings.ToLower(sum)
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyLock{}
+	}
+	l := k.locks[sum]
+	if l == nil {
+		l = &keyLock{}
+		k.locks[sum] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.locks, sum)
+		}
+		k.mu.Unlock()
+	}
 }
 
 // NewDir opens (creating when needed) the store rooted at root.
@@ -52,7 +83,7 @@ func NewDir(root string) (*Dir, error) {
 			return nil, fmt.Errorf("blob root %s: %w", abs, err)
 		}
 	}
-	return &Dir{root: abs, locks: map[string]*keyLock{}}, nil
+	return &Dir{root: abs}, nil
 }
 
 // Root is the store's directory.
@@ -81,26 +112,7 @@ func (d *Dir) Stat(sum string) (int64, bool, error) {
 
 // Lock serializes decisions about one blob (placing it, removing it):
 // call the returned function to unlock.
-func (d *Dir) Lock(sum string) func() {
-	sum = strings.ToLower(sum)
-	d.mu.Lock()
-	l := d.locks[sum]
-	if l == nil {
-		l = &keyLock{}
-		d.locks[sum] = l
-	}
-	l.refs++
-	d.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		d.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(d.locks, sum)
-		}
-		d.mu.Unlock()
-	}
-}
+func (d *Dir) Lock(sum string) func() { return d.locks.lock(sum) }
 
 // PutOptions tune Put.
 type PutOptions struct {
@@ -120,6 +132,9 @@ type Placed struct {
 	Reused bool // the blob was there already
 	Linked bool // a hard link to src, no bytes copied; sha256 verified
 	Copied bool // the bytes were copied and the copy's sha256 verified
+	// ServerCopied: the object store's server copied the bytes from another
+	// bucket (with Copied: the copy was read back and verified).
+	ServerCopied bool
 }
 
 // Put stores the file src as the blob sum (lowercase hex sha256), unless

@@ -96,7 +96,7 @@ func TestPut(t *testing.T) {
 
 func TestRegions(t *testing.T) {
 	root := t.TempDir()
-	rs, err := OpenRegions(root, nil)
+	rs, err := OpenRegions(context.Background(), root, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,15 +111,15 @@ func TestRegions(t *testing.T) {
 			t.Errorf("Check(%q) = %v", tt.name, err)
 		}
 	}
-	if _, err := OpenRegions(root, []Region{{Name: "eastus"}, {Name: "East US"}}); err == nil {
+	if _, err := OpenRegions(context.Background(), root, []Region{{Name: "eastus"}, {Name: "East US"}}); err == nil {
 		t.Error("a region configured twice was accepted")
 	}
 	custom := filepath.Join(t.TempDir(), "bucket")
-	rs, err = OpenRegions(root, []Region{{Name: "eastus", Root: custom}})
+	rs, err = OpenRegions(context.Background(), root, []Region{{Name: "eastus", Root: custom}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, ok := rs.Store("eastus"); !ok || d.Root() != custom {
+	if d, ok := rs.Store("eastus"); !ok || d.(*Dir).Root() != custom {
 		t.Fatalf("custom root: %v %v", d, ok)
 	}
 }

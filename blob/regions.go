@@ -1,7 +1,9 @@
 package blob
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,16 +17,18 @@ func DefaultRegionNames() []string {
 }
 
 // Region configures one region: its name (normalized as ARM does, "West US
-// 2" → "westus2") and its blob root directory.
+// 2" → "westus2") and its store: a blob root directory, or a bucket on an
+// S3-compatible server.
 type Region struct {
-	Name string `json:"name"`
-	Root string `json:"root,omitempty"` // default DATA_DIR/regions/NAME
+	Name string    `json:"name"`
+	Root string    `json:"root,omitempty"` // default DATA_DIR/regions/NAME
+	S3   *S3Config `json:"s3,omitempty"`   // instead of Root
 }
 
 // Regions are the configured regions and their stores.
 type Regions struct {
 	names  []string
-	stores map[string]*Dir
+	stores map[string]Store
 }
 
 // NormalizeRegion turns "West US 2" into "westus2", as ARM does.
@@ -33,14 +37,15 @@ func NormalizeRegion(name string) string {
 }
 
 // OpenRegions opens every region's store; a region without a root gets
-// defaultRoot/NAME. No regions means DefaultRegionNames.
-func OpenRegions(defaultRoot string, regions []Region) (*Regions, error) {
+// defaultRoot/NAME. No regions means DefaultRegionNames. An S3 region's
+// credentials come from the environment or its credentials file.
+func OpenRegions(ctx context.Context, defaultRoot string, regions []Region) (*Regions, error) {
 	if len(regions) == 0 {
 		for _, n := range DefaultRegionNames() {
 			regions = append(regions, Region{Name: n})
 		}
 	}
-	rs := &Regions{stores: map[string]*Dir{}}
+	rs := &Regions{stores: map[string]Store{}}
 	for _, r := range regions {
 		name := NormalizeRegion(r.Name)
 		if name == "" {
@@ -49,16 +54,25 @@ func OpenRegions(defaultRoot string, regions []Region) (*Regions, error) {
 		if _, dup := rs.stores[name]; dup {
 			return nil, fmt.Errorf("regions: %s is configured twice", name)
 		}
-		root := r.Root
-		if root == "" {
-			root = filepath.Join(defaultRoot, name)
+		var st Store
+		var err error
+		switch {
+		case r.S3 != nil && r.Root != "":
+			return nil, fmt.Errorf("region %s: root and s3 exclude each other", name)
+		case r.S3 != nil:
+			st, err = NewS3(ctx, *r.S3, os.Getenv)
+		default:
+			root := r.Root
+			if root == "" {
+				root = filepath.Join(defaultRoot, name)
+			}
+			st, err = NewDir(root)
 		}
-		d, err := NewDir(root)
 		if err != nil {
 			return nil, fmt.Errorf("region %s: %w", name, err)
 		}
 		rs.names = append(rs.names, name)
-		rs.stores[name] = d
+		rs.stores[name] = st
 	}
 	return rs, nil
 }
@@ -67,7 +81,7 @@ func OpenRegions(defaultRoot string, regions []Region) (*Regions, error) {
 func (r *Regions) Names() []string { return slices.Clone(r.names) }
 
 // Store returns a region's store (the name in any casing or spacing).
-func (r *Regions) Store(name string) (*Dir, bool) {
+func (r *Regions) Store(name string) (Store, bool) {
 	d, ok := r.stores[NormalizeRegion(name)]
 	return d, ok
 }

@@ -4,16 +4,39 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/goldsmith-dev/goldsmith/blob"
+	"github.com/goldsmith-dev/goldsmith/internal/s3test"
 	"github.com/goldsmith-dev/goldsmith/store"
 )
 
-// These tests use a real store (SQLite) and real regions' stores in a temp
-// directory.
+// These tests use a real store (SQLite) and real regions' stores: local
+// directories, and buckets on a real S3-compatible server (versitygw on
+// 127.0.0.1, started once for the package).
+
+var s3srv *s3test.Server
+
+func TestMain(m *testing.M) {
+	var err error
+	if s3srv, err = s3test.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "s3test:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	s3srv.Stop()
+	os.Exit(code)
+}
+
+// forBackends runs test with both regions' stores local, then on S3.
+func forBackends(t *testing.T, test func(t *testing.T, f *fixture)) {
+	for _, kind := range []string{"local", "s3"} {
+		t.Run(kind, func(t *testing.T) { test(t, newFixture(t, kind)) })
+	}
+}
 
 type fixture struct {
 	st      *store.Store
@@ -21,15 +44,22 @@ type fixture struct {
 	refs    *Refs
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, kind string) *fixture {
 	t.Helper()
 	dir := t.TempDir()
+	conf := []blob.Region{{Name: "westus2"}, {Name: "eastus"}}
+	if kind == "s3" {
+		for i := range conf {
+			c := s3srv.Bucket(t)
+			conf[i].S3 = &c
+		}
+	}
 	st, err := store.Open(context.Background(), filepath.Join(dir, "goldsmith.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	regions, err := blob.OpenRegions(filepath.Join(dir, "regions"), []blob.Region{{Name: "westus2"}, {Name: "eastus"}})
+	regions, err := blob.OpenRegions(context.Background(), filepath.Join(dir, "regions"), conf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,9 +97,10 @@ func (f *fixture) update(t *testing.T, fn func(*store.Tx) error) {
 
 // TestRelease drops references one step at a time: the blob stays while
 // one holder is left in its region, and goes with the last.
-func TestRelease(t *testing.T) {
+func TestRelease(t *testing.T) { forBackends(t, testRelease) }
+
+func testRelease(t *testing.T, f *fixture) {
 	ctx := context.Background()
-	f := newFixture(t)
 	sum := f.put(t, "westus2", "a disk")
 	other := f.put(t, "eastus", "a disk")
 	f.update(t, func(tx *store.Tx) error {
@@ -104,9 +135,10 @@ func TestRelease(t *testing.T) {
 
 // TestReleaseRolledBack keeps the blob when the transaction that dropped
 // its last reference does not commit.
-func TestReleaseRolledBack(t *testing.T) {
+func TestReleaseRolledBack(t *testing.T) { forBackends(t, testReleaseRolledBack) }
+
+func testReleaseRolledBack(t *testing.T, f *fixture) {
 	ctx := context.Background()
-	f := newFixture(t)
 	sum := f.put(t, "westus2", "a disk")
 	f.update(t, func(tx *store.Tx) error { return f.refs.Acquire(ctx, tx, "westus2", sum, "image#1") })
 	err := f.st.Update(ctx, func(tx *store.Tx) error {
@@ -125,9 +157,10 @@ func TestReleaseRolledBack(t *testing.T) {
 
 // TestSweep drops the references of holders that are gone and removes the
 // blobs nothing refers to any more, in every region.
-func TestSweep(t *testing.T) {
+func TestSweep(t *testing.T) { forBackends(t, testSweep) }
+
+func testSweep(t *testing.T, f *fixture) {
 	ctx := context.Background()
-	f := newFixture(t)
 	kept := f.put(t, "westus2", "kept")
 	shared := f.put(t, "westus2", "shared")
 	dead := f.put(t, "westus2", "dead")

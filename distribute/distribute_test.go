@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/disk"
+	"github.com/goldsmith-dev/goldsmith/internal/s3test"
 	"github.com/goldsmith-dev/goldsmith/template"
 )
 
@@ -114,17 +117,52 @@ func rawDisk(t *testing.T, dir string, size int64) (string, string) {
 	return p, sum
 }
 
+// s3srv is a real S3-compatible server (versitygw on 127.0.0.1) for the
+// regions stored in buckets.
+var s3srv *s3test.Server
+
+func TestMain(m *testing.M) {
+	var err error
+	if s3srv, err = s3test.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "s3test:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	s3srv.Stop()
+	os.Exit(code)
+}
+
 func TestReplicate(t *testing.T) {
+	tests := []struct {
+		name         string
+		s3           []bool // per region: a bucket rather than a directory
+		serverCopied []bool // per region: copied by the S3 server from another bucket
+	}{
+		{"local directories", []bool{false, false, false}, []bool{false, false, false}},
+		{"a directory and two buckets on one endpoint", []bool{true, false, true}, []bool{false, false, true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { testReplicate(t, tt.s3, tt.serverCopied) })
+	}
+}
+
+func testReplicate(t *testing.T, onS3, serverCopied []bool) {
 	src, sum := rawDisk(t, t.TempDir(), 8<<20)
-	var stores []*blob.Dir
+	var stores []blob.Store
 	var replicas []Replica
-	for _, r := range []string{"westus2", "eastus", "northeurope"} {
-		d, err := blob.NewDir(filepath.Join(t.TempDir(), r))
+	for i, r := range []string{"westus2", "eastus", "northeurope"} {
+		var st blob.Store
+		var err error
+		if onS3[i] {
+			st, err = blob.NewS3(context.Background(), s3srv.Bucket(t), os.Getenv)
+		} else {
+			st, err = blob.NewDir(filepath.Join(t.TempDir(), r))
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		stores = append(stores, d)
-		replicas = append(replicas, Replica{Region: r, Store: d})
+		stores = append(stores, st)
+		replicas = append(replicas, Replica{Region: r, Store: st})
 	}
 	s := NewSource(src, sum, "raw", 8<<20)
 	seen := map[string][]string{}
@@ -144,9 +182,11 @@ func TestReplicate(t *testing.T) {
 		} else if !r.Placed.Copied {
 			t.Errorf("%s: neither linked nor copied: %+v", r.Region, r.Placed)
 		}
-		got, _, err := disk.SHA256File(context.Background(), stores[i].Path(sum))
-		if err != nil || got != sum {
-			t.Errorf("%s: replica sha256 %s (%v), want %s", r.Region, got, err, sum)
+		if r.Placed.ServerCopied != serverCopied[i] {
+			t.Errorf("%s: server-copied %v, want %v", r.Region, r.Placed.ServerCopied, serverCopied[i])
+		}
+		if got := storedSHA256(t, stores[i], sum); got != sum {
+			t.Errorf("%s: replica sha256 %s, want %s", r.Region, got, sum)
 		}
 		if st := seen[r.Region]; len(st) != 2 || st[0] != StateReplicating || st[1] != StateCompleted {
 			t.Errorf("%s: progress %v", r.Region, st)
@@ -155,14 +195,30 @@ func TestReplicate(t *testing.T) {
 	if links != 1 {
 		t.Errorf("%d regions hard-linked the build output, want exactly 1", links)
 	}
-	again := Replicate(context.Background(), NewSource(src, sum, "raw", 8<<20), replicas[:1], nil)
-	if again[0].Err != nil || !again[0].Placed.Reused {
-		t.Errorf("second replication: %+v", again[0])
+	for i := range replicas {
+		again := Replicate(context.Background(), NewSource(src, sum, "raw", 8<<20), replicas[i:i+1], nil)
+		if again[0].Err != nil || !again[0].Placed.Reused {
+			t.Errorf("second replication to %s: %+v", replicas[i].Region, again[0])
+		}
+		bad := Replicate(context.Background(), NewSource(src, sha("other"), "raw", 8<<20), replicas[i:i+1], nil)
+		if !errors.Is(bad[0].Err, blob.ErrDigestMismatch) {
+			t.Errorf("a corrupt source replicated to %s: %+v", replicas[i].Region, bad[0])
+		}
 	}
-	bad := Replicate(context.Background(), NewSource(src, sha("other"), "raw", 8<<20), replicas[1:2], nil)
-	if !errors.Is(bad[0].Err, blob.ErrDigestMismatch) {
-		t.Errorf("a corrupt source replicated: %+v", bad[0])
+}
+
+func storedSHA256(t *testing.T, st blob.Store, sum string) string {
+	t.Helper()
+	r, err := st.Open(context.Background(), sum)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer r.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func sha(s string) string {

@@ -14,7 +14,7 @@ import (
 	"github.com/goldsmith-dev/goldsmith/disk"
 )
 
-// Store is one region's blob store (a *blob.Dir).
+// Store is one region's blob store (a *blob.Dir or *blob.S3).
 type Store interface {
 	Lock(sum string) func()
 	Put(ctx context.Context, sum, src string, opt blob.PutOptions) (blob.Placed, error)
@@ -74,14 +74,42 @@ func Replicate(ctx context.Context, src *Source, replicas []Replica, progress fu
 		progress = func(string, string, error) {}
 	}
 	results := make([]ReplicaResult, len(replicas))
+	// A bucket on the endpoint of an earlier replica's bucket is copied
+	// from it by the server (blob.Copy) once that one is uploaded: the
+	// bytes go up once per endpoint.
+	from := make([]int, len(replicas))
+	done := make([]chan struct{}, len(replicas))
+	for i, rp := range replicas {
+		from[i], done[i] = -1, make(chan struct{})
+		if dst, ok := rp.Store.(*blob.S3); ok {
+			for j := range i {
+				if s, ok := replicas[j].Store.(*blob.S3); ok && from[j] == -1 && s.Endpoint() == dst.Endpoint() {
+					from[i] = j
+					break
+				}
+			}
+		}
+	}
 	var wg sync.WaitGroup
 	for i, rp := range replicas {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer close(done[i])
 			start := time.Now()
 			progress(rp.Region, StateReplicating, nil)
-			placed, err := putOne(ctx, src, rp.Store)
+			var placed blob.Placed
+			var err error
+			if j := from[i]; j >= 0 {
+				<-done[j]
+				if results[j].Err == nil {
+					placed, err = copyOne(ctx, src, rp.Store.(*blob.S3), replicas[j].Store.(*blob.S3))
+				} else {
+					placed, err = putOne(ctx, src, rp.Store)
+				}
+			} else {
+				placed, err = putOne(ctx, src, rp.Store)
+			}
 			if err != nil {
 				err = fmt.Errorf("region %s: %w", rp.Region, err)
 				progress(rp.Region, StateFailed, err)
@@ -95,10 +123,21 @@ func Replicate(ctx context.Context, src *Source, replicas []Replica, progress fu
 	return results
 }
 
+// copyOne has the store's server copy the blob from another bucket on its
+// endpoint and verify it (blob.Copy).
+func copyOne(ctx context.Context, src *Source, dst, from *blob.S3) (blob.Placed, error) {
+	unlock := dst.Lock(src.SHA256)
+	defer unlock()
+	return blob.Copy(ctx, dst, from, src.SHA256)
+}
+
 func putOne(ctx context.Context, src *Source, st Store) (blob.Placed, error) {
 	unlock := st.Lock(src.SHA256)
 	defer unlock()
-	link := src.linked != nil && src.linked.CompareAndSwap(false, true)
+	// Only a local directory can hard-link; an object store claiming the
+	// link would make a local region copy while it uploads.
+	_, local := st.(*blob.Dir)
+	link := local && src.linked != nil && src.linked.CompareAndSwap(false, true)
 	placed, err := st.Put(ctx, src.SHA256, src.Path, blob.PutOptions{Link: link, TrustLinked: src.Trusted})
 	if link && !placed.Linked {
 		src.linked.Store(false) // not used: another region may link

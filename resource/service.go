@@ -98,7 +98,7 @@ func New(opts Options) (*Service, error) {
 	s := &Service{st: opts.Store, q: opts.Queue, runs: opts.Runs, dataDir: dir,
 		http: opts.HTTPClient, limits: download.Limits{ISO: opts.MaxISOBytes}, log: opts.Logger, now: opts.Now, regions: opts.Regions}
 	if s.regions == nil {
-		if s.regions, err = blob.OpenRegions(filepath.Join(dir, "regions"), nil); err != nil {
+		if s.regions, err = blob.OpenRegions(context.Background(), filepath.Join(dir, "regions"), nil); err != nil {
 			return nil, err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/distribute"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
 	"github.com/goldsmith-dev/goldsmith/source"
@@ -189,7 +190,11 @@ func (s *Service) StoredDisk(ctx context.Context, src template.Source) (source.S
 	if !ok {
 		return source.StoredDisk{}, fmt.Errorf("%s: %w", sourceCode(src), s.regions.Check(region))
 	}
-	p := st.Path(res.Artifact.SHA256)
+	dir, ok := st.(*blob.Dir)
+	if !ok {
+		return source.StoredDisk{}, fmt.Errorf("%s: the %s store is object storage: builds read a stored disk only from a local region store so far", sourceCode(src), region)
+	}
+	p := dir.Path(res.Artifact.SHA256)
 	if _, ok, err := st.Stat(res.Artifact.SHA256); err != nil || !ok {
 		return source.StoredDisk{}, fmt.Errorf("%s: the disk of %s is missing from the %s store (%v)", sourceCode(src), res.ID, region, err)
 	}
@@ -201,9 +206,11 @@ func (s *Service) StoredDisk(ctx context.Context, src template.Source) (source.S
 		VirtualSize: res.Artifact.VirtualSize, OSType: os}, nil
 }
 
-// StoredFile is a stored disk as a file to read.
+// StoredFile is a stored disk: a file to read (Path), or an object in a
+// bucket (Object; Path is empty).
 type StoredFile struct {
 	Path     string
+	Object   *blob.S3
 	Region   string
 	Artifact Artifact
 }
@@ -235,5 +242,11 @@ func (s *Service) ArtifactFile(ctx context.Context, id, region string) (StoredFi
 	if !ok {
 		return StoredFile{}, newErr(KindInternal, "InternalServerError", "%v", s.regions.Check(region))
 	}
-	return StoredFile{Path: st.Path(r.Artifact.SHA256), Region: region, Artifact: *r.Artifact}, nil
+	switch st := st.(type) {
+	case *blob.Dir:
+		return StoredFile{Path: st.Path(r.Artifact.SHA256), Region: region, Artifact: *r.Artifact}, nil
+	case *blob.S3:
+		return StoredFile{Object: st, Region: region, Artifact: *r.Artifact}, nil
+	}
+	return StoredFile{}, newErr(KindInternal, "InternalServerError", "the %s store is of an unknown kind", region)
 }

@@ -172,7 +172,7 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	if err != nil {
 		return err
 	}
-	regions, err := blob.OpenRegions(filepath.Join(dir, "regions"), conf.Regions)
+	regions, err := blob.OpenRegions(ctx, filepath.Join(dir, "regions"), conf.Regions)
 	if err != nil {
 		return err
 	}
