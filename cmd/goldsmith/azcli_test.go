@@ -266,7 +266,7 @@ func TestAzureCLI(t *testing.T) {
 		// build engine's own tests cover reboots.
 		props := tmpl["properties"].(map[string]any)
 		custom := props["customize"].([]any)
-		props["customize"] = []any{custom[0], custom[1], map[string]any{"type": "Shell", "name": "motd",
+		props["customize"] = []any{custom[0], custom[1], map[string]any{"type": "Shell", "name": "install-motd",
 			"inline": []any{"sudo cp /tmp/motd /etc/motd", "test -s /etc/motd"}}}
 	}
 	full, _ := json.Marshal(tmpl)
