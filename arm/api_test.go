@@ -691,3 +691,36 @@ func TestProviderOperations(t *testing.T) {
 		t.Fatalf("%s %v", resp.Status, b)
 	}
 }
+
+// TestGroupDeleteOneWorker: deleting a group that holds a template ends
+// with one worker, the default of goldsmith serve (the group's job waits for
+// the template's deletion job, which needs the worker too).
+func TestGroupDeleteOneWorker(t *testing.T) {
+	s := startSite(t, siteOptions{Executor: standIn(0), Workers: 1})
+	putGroup(t, s, "gone")
+	if op, _ := submit(t, s, "gone", "t1", v24, linuxTemplate("gone", inline("echo hi"))); str(op, "status") != "Succeeded" {
+		t.Fatalf("submission: %v", op)
+	}
+	resp, body := s.call(t, http.MethodDelete, rgPath("gone"), "2021-04-01", nil)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("DELETE group: %s %v", resp.Status, body)
+	}
+	loc := resp.Header.Get("Location")
+	waitFor(t, "the group's deletion", 30*time.Second, func() bool {
+		r, b := s.call(t, http.MethodGet, loc, "", nil)
+		switch r.StatusCode {
+		case http.StatusAccepted:
+			return false
+		case http.StatusOK, http.StatusNoContent:
+			return true
+		}
+		t.Fatalf("Location answered %s %v", r.Status, b)
+		return true
+	})
+	if r, _ := s.call(t, http.MethodGet, tmplPath("gone", "t1"), v24, nil); r.StatusCode != http.StatusNotFound {
+		t.Errorf("the template is still there: %s", r.Status)
+	}
+	if r, _ := s.call(t, http.MethodGet, rgPath("gone"), "2021-04-01", nil); r.StatusCode != http.StatusNotFound {
+		t.Errorf("the group is still there: %s", r.Status)
+	}
+}

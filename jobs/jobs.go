@@ -84,6 +84,15 @@ type Handler interface {
 	Interrupted(ctx context.Context, tx *store.Tx, job Job, cause error) (retry bool, err error)
 }
 
+// Snooze, returned by Work, puts the job back to run again after d, without
+// counting an attempt: for a job that waits on other jobs, which would never
+// run while it holds the only worker.
+func Snooze(d time.Duration) error { return snoozeError{d} }
+
+type snoozeError struct{ d time.Duration }
+
+func (e snoozeError) Error() string { return fmt.Sprintf("snoozed for %s", e.d) }
+
 // Options tune a Queue.
 type Options struct {
 	// Workers is how many jobs this process runs at once; 0 makes a queue
@@ -339,6 +348,12 @@ func (q *Queue) work(ctx context.Context, row *rivertype.JobRow) error {
 	case err != nil && errors.Is(cause, ErrCanceled):
 		log.Info("job canceled", "err", err)
 		return river.JobCancel(err)
+	}
+	if s := (snoozeError{}); errors.As(err, &s) {
+		log.Debug("job snoozed", "for", s.d)
+		return river.JobSnooze(s.d)
+	}
+	switch {
 	case err != nil:
 		log.Warn("job failed", "err", err)
 		return err

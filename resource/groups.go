@@ -139,30 +139,25 @@ func (h deleteGroupHandler) Work(ctx context.Context, job jobs.Job) error {
 		return fmt.Errorf("decode job: %w", err)
 	}
 	// Templates first: their runs must stop and their staging groups go too.
-	for {
-		var tmpls []ImageTemplate
-		err := s.st.View(ctx, func(tx *store.Tx) (err error) {
-			tmpls, _, err = list[ImageTemplate](ctx, tx, TypeImageTemplate, p.Resource, Page{})
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		if len(tmpls) == 0 {
-			break
-		}
+	// Their deletions are jobs of their own: this one steps aside (snoozes)
+	// until they are done, so it never holds the only worker they need.
+	var tmpls []ImageTemplate
+	err := s.st.View(ctx, func(tx *store.Tx) (err error) {
+		tmpls, _, err = list[ImageTemplate](ctx, tx, TypeImageTemplate, p.Resource, Page{})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(tmpls) > 0 {
 		for _, t := range tmpls {
 			if _, err := s.startTemplateDelete(ctx, t.ID); err != nil && !IsNotFound(err) {
 				return err
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+		return jobs.Snooze(200 * time.Millisecond)
 	}
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err = s.st.Update(ctx, func(tx *store.Tx) error {
 		if _, err := s.deleteTree(ctx, tx, p.Resource); err != nil {
 			return err
 		}

@@ -332,9 +332,7 @@ func TestAzureCLI(t *testing.T) {
 	}
 
 	az.ok(t, "image", "builder", "delete", "-g", "rg1", "-n", "web")
-	// The group's deletion takes the other template with it. (It needs a
-	// second worker: the group's job waits for the template's deletion job,
-	// so with --workers 1 it never ends.)
+	// The group's deletion takes the other template with it.
 	az.ok(t, "group", "delete", "-n", "rg1", "--yes")
 }
 
