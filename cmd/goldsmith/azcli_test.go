@@ -105,7 +105,11 @@ type azCLI struct {
 }
 
 func (a azCLI) run(args ...string) (stdout, stderr string, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	return a.runWithin(60*time.Second, args...)
+}
+
+func (a azCLI) runWithin(limit time.Duration, args ...string) (stdout, stderr string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, a.bin, args...)
 	cmd.Env = a.env
@@ -119,8 +123,15 @@ func (a azCLI) run(args ...string) (stdout, stderr string, err error) {
 // (when it printed any).
 func (a azCLI) ok(t *testing.T, args ...string) any {
 	t.Helper()
+	return a.okWithin(t, 60*time.Second, args...)
+}
+
+// okWithin is ok for a command that may take up to limit (az waits for a
+// long-running operation to end).
+func (a azCLI) okWithin(t *testing.T, limit time.Duration, args ...string) any {
+	t.Helper()
 	start := time.Now()
-	o, e, err := a.run(args...)
+	o, e, err := a.runWithin(limit, args...)
 	t.Logf("az %s (%.1fs)", strings.Join(args, " "), time.Since(start).Seconds())
 	if err != nil {
 		t.Fatalf("az %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, o, e)
@@ -281,7 +292,8 @@ func TestAzureCLI(t *testing.T) {
 		t.Fatalf("az resource create: %v", created)
 	}
 
-	az.ok(t, "resource", "invoke-action", "--ids", templateID, "--action", "Run")
+	// az waits for the run's operation to end: a real build takes minutes.
+	az.okWithin(t, runFor, "resource", "invoke-action", "--ids", templateID, "--action", "Run")
 	var shown any
 	for deadline := time.Now().Add(runFor); ; {
 		shown = az.ok(t, "image", "builder", "show", "-g", "rg1", "-n", "web", "-o", "json")
