@@ -2,7 +2,6 @@ package arm
 
 import (
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"path"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/goldsmith-dev/goldsmith/blob"
+	"github.com/goldsmith-dev/goldsmith/internal/httpstream"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
 	"github.com/goldsmith-dev/goldsmith/template"
@@ -138,24 +138,8 @@ func (s *Server) runLog(rq *request, templateID, runID string) {
 	if rq.r.Method == http.MethodHead {
 		return
 	}
-	flusher, _ := rq.w.(http.Flusher)
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := rd.Read(buf)
-		if n > 0 {
-			if _, werr := rq.w.Write(buf[:n]); werr != nil {
-				return
-			}
-			if flusher != nil {
-				flusher.Flush()
-			}
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) && rq.ctx.Err() == nil {
-				s.log.Warn("stream run log", "template", templateID, "run", runID, "err", err)
-			}
-			return
-		}
+	if err := httpstream.Copy(rq.w, rd); err != nil && rq.ctx.Err() == nil {
+		s.log.Warn("stream run log", "template", templateID, "run", runID, "err", err)
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/goldsmith-dev/goldsmith/identity"
+	"github.com/goldsmith-dev/goldsmith/internal/httpstream"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
 	"github.com/goldsmith-dev/goldsmith/template"
@@ -115,37 +116,10 @@ func newGUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// statusWriter remembers the status for the access log.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Flush lets streaming handlers flush through the wrapper.
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
 // ServeHTTP answers one request.
 func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	w := &statusWriter{ResponseWriter: rw}
+	w := &httpstream.StatusWriter{ResponseWriter: rw}
 	rid := newGUID()
 	w.Header().Set("x-ms-request-id", rid)
 	corr := r.Header.Get("x-ms-correlation-request-id")
@@ -160,12 +134,12 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p, "request_id", rid)
-			if w.status == 0 {
+			if w.Status == 0 {
 				writeError(w, errorf(resource.KindInternal, "InternalServerError", "goldsmith failed to answer this request (request id %s).", rid), wrapped)
 			}
 		}
 		s.log.Info("request", "method", r.Method, "path", r.URL.Path, "api_version", r.URL.Query().Get("api-version"),
-			"status", w.status, "duration", time.Since(start).Round(time.Millisecond), "principal", who, "request_id", rid)
+			"status", w.Status, "duration", time.Since(start).Round(time.Millisecond), "principal", who, "request_id", rid)
 	}()
 	if s.signedBlob(w, r) {
 		return

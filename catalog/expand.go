@@ -14,24 +14,23 @@ import (
 // on it: QEMU decompresses a compressed qcow2 cluster on every read the
 // guest makes, and writing outputs reads the whole image again, so the
 // compressed blob is for storage and the expanded copy for use. It stays
-// qcow2, not raw: its allocation map tells readers where the zeros are
-// (a raw backing file would have every byte of it read and hashed). Entries that
-// are not qcow2 come back unchanged. The copy's bytes are the blob's (its
-// DiskSHA256 still names the blob).
+// qcow2, not raw: its allocation map tells readers where the zeros are (a
+// raw backing file would have every byte of it read and hashed). Entries
+// that are not qcow2 come back unchanged. The copy's bytes are the blob's
+// (its DiskSHA256 still names the blob).
 func (c *Catalog) Expanded(ctx context.Context, e Entry) (Entry, error) {
-	if e.DiskFormat != disk.FormatQCOW2 || e.DiskSHA256 == "" || filepath.Dir(e.DiskPath) == filepath.Dir(c.expandedPath("")) {
+	path := c.expandedPath(e.DiskSHA256)
+	if e.DiskFormat != disk.FormatQCOW2 || e.DiskSHA256 == "" || e.DiskPath == path {
 		return e, nil
 	}
-	path := c.expandedPath(e.DiskSHA256)
-	dir := filepath.Dir(path)
 	use := func() Entry {
-		e.DiskPath, e.DiskFormat = path, disk.FormatQCOW2
+		e.DiskPath = path
 		return e
 	}
 	if _, err := os.Stat(path); err == nil {
 		return use(), nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return e, fmt.Errorf("expand %s: %w", e.URN, err)
 	}
 	// One build expands; others wait for it.

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/goldsmith-dev/goldsmith/disk"
 )
@@ -22,20 +21,7 @@ func TestExpanded(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	q := disk.QemuImg{Run: disk.Exec{}}
-	raw := writeTestImage(t, 4<<20)
-	qc := filepath.Join(dir, "a.qcow2")
-	if err := q.Convert(ctx, raw.path, disk.FormatRaw, qc, disk.ConvertOptions{Format: disk.FormatQCOW2, Compress: true}); err != nil {
-		t.Fatal(err)
-	}
-	c, err := Open(t.TempDir(), WithClock(func() time.Time { return testDay }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum, _, _ := disk.SHA256File(ctx, qc)
-	e, err := c.Import(ctx, ImportRequest{URN: "Local:golden:base", Source: qc, SHA256: sum})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, e, raw, _ := importQcow2(t, dir, true)
 	x, err := c.Expanded(ctx, e)
 	if err != nil {
 		t.Fatal(err)

@@ -158,13 +158,31 @@ func TestImportRealQcow2(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	q := disk.QemuImg{Run: disk.Exec{}}
-	raw := writeTestImage(t, 4<<20)
-	qc := filepath.Join(dir, "a.qcow2")
-	if err := q.Convert(ctx, raw.path, disk.FormatRaw, qc, disk.ConvertOptions{Format: disk.FormatQCOW2}); err != nil {
-		t.Fatal(err)
-	}
+	c, e, _, qc := importQcow2(t, dir, false)
 	ov := filepath.Join(dir, "overlay.qcow2")
 	if err := q.CreateOverlay(ctx, ov, qc, disk.FormatQCOW2, 0); err != nil {
+		t.Fatal(err)
+	}
+	if e.DiskFormat != disk.FormatQCOW2 || e.VirtualSize != 4<<20 || e.Version != "0.20260315.0" {
+		t.Errorf("entry %+v", e)
+	}
+	osum, _, _ := disk.SHA256File(ctx, ov)
+	if _, err := c.Import(ctx, ImportRequest{URN: "Local:golden:overlay", Source: ov, SHA256: osum}); err == nil || !strings.Contains(err.Error(), "backing file") {
+		t.Errorf("overlay import: %v", err)
+	}
+	assertNoWork(t, c)
+}
+
+// importQcow2 makes a qcow2 (compressed or not) of a 4 MiB test image in dir
+// with qemu-img and imports it into a new catalog as Local:golden:base. It
+// returns the catalog, the entry, the raw image and the qcow2's path.
+func importQcow2(t *testing.T, dir string, compress bool) (*Catalog, Entry, testImage, string) {
+	t.Helper()
+	ctx := context.Background()
+	raw := writeTestImage(t, 4<<20)
+	qc := filepath.Join(dir, "a.qcow2")
+	q := disk.QemuImg{Run: disk.Exec{}}
+	if err := q.Convert(ctx, raw.path, disk.FormatRaw, qc, disk.ConvertOptions{Format: disk.FormatQCOW2, Compress: compress}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := Open(t.TempDir(), WithClock(func() time.Time { return testDay }))
@@ -176,14 +194,7 @@ func TestImportRealQcow2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.DiskFormat != disk.FormatQCOW2 || e.VirtualSize != 4<<20 || e.Version != "0.20260315.0" {
-		t.Errorf("entry %+v", e)
-	}
-	osum, _, _ := disk.SHA256File(ctx, ov)
-	if _, err := c.Import(ctx, ImportRequest{URN: "Local:golden:overlay", Source: ov, SHA256: osum}); err == nil || !strings.Contains(err.Error(), "backing file") {
-		t.Errorf("overlay import: %v", err)
-	}
-	assertNoWork(t, c)
+	return c, e, raw, qc
 }
 
 func TestRemove(t *testing.T) {

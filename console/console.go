@@ -27,6 +27,7 @@ import (
 
 	"github.com/goldsmith-dev/goldsmith/catalog"
 	"github.com/goldsmith-dev/goldsmith/identity"
+	"github.com/goldsmith-dev/goldsmith/internal/httpstream"
 	"github.com/goldsmith-dev/goldsmith/resource"
 	"github.com/goldsmith-dev/goldsmith/store"
 )
@@ -112,41 +113,20 @@ func (c *Console) Handler(api http.Handler) http.Handler {
 	})
 }
 
-// statusWriter remembers the status for the access log and lets the log
-// stream flush through it.
+// statusWriter is the response writer console handlers get: the status
+// for the access log, and who the caller turned out to be.
 type statusWriter struct {
-	http.ResponseWriter
-	status int
-	who    string
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+	*httpstream.StatusWriter
+	who string
 }
 
 // ServeHTTP answers a console request, and logs it as the API logs its own.
 func (c *Console) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	w := &statusWriter{ResponseWriter: rw, who: "-"}
+	w := &statusWriter{StatusWriter: &httpstream.StatusWriter{ResponseWriter: rw}, who: "-"}
 	defer func() {
 		if !strings.HasPrefix(r.URL.Path, Prefix+"static/") {
-			c.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", w.status,
+			c.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", w.Status,
 				"duration", time.Since(start).Round(time.Millisecond), "principal", w.who)
 		}
 	}()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/goldsmith-dev/goldsmith/build"
+	"github.com/goldsmith-dev/goldsmith/internal/httpstream"
 	"github.com/goldsmith-dev/goldsmith/resource"
 )
 
@@ -228,20 +229,5 @@ func (c *Console) runLog(rq *request, templateID, runID string) {
 	h := rq.w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	rq.w.WriteHeader(http.StatusOK)
-	flusher, _ := rq.w.(http.Flusher)
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := rd.Read(buf)
-		if n > 0 {
-			if _, werr := rq.w.Write(buf[:n]); werr != nil {
-				return
-			}
-			if flusher != nil {
-				flusher.Flush()
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
+	_ = httpstream.Copy(rq.w, rd) // a broken log read ends the stream; the page shows what came
 }
