@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -28,16 +27,7 @@ import (
 // the package.
 var s3srv *s3test.Server
 
-func TestMain(m *testing.M) {
-	var err error
-	if s3srv, err = s3test.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "s3test:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	s3srv.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { s3test.Main(m, func(s *s3test.Server) { s3srv = s }) }
 
 // backend opens an empty store of one kind.
 type backend struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -20,16 +19,7 @@ import (
 
 var s3srv *s3test.Server
 
-func TestMain(m *testing.M) {
-	var err error
-	if s3srv, err = s3test.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "s3test:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	s3srv.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { s3test.Main(m, func(s *s3test.Server) { s3srv = s }) }
 
 // forBackends runs test with both regions' stores local, then on S3.
 func forBackends(t *testing.T, test func(t *testing.T, f *fixture)) {

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -121,16 +120,7 @@ func rawDisk(t *testing.T, dir string, size int64) (string, string) {
 // regions stored in buckets.
 var s3srv *s3test.Server
 
-func TestMain(m *testing.M) {
-	var err error
-	if s3srv, err = s3test.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "s3test:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	s3srv.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { s3test.Main(m, func(s *s3test.Server) { s3srv = s }) }
 
 func TestReplicate(t *testing.T) {
 	tests := []struct {

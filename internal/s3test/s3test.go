@@ -176,3 +176,17 @@ func (s *Server) Bucket(t testing.TB) blob.S3Config {
 	return blob.S3Config{Endpoint: s.Endpoint, Bucket: name, Region: "us-east-1", PathStyle: true,
 		AccessKeyEnv: "GOLDSMITH_TEST_S3_ACCESS", SecretKeyEnv: "GOLDSMITH_TEST_S3_SECRET", PartSizeMiB: 5}
 }
+
+// Main is a test package's TestMain: it starts a server, hands it to set,
+// runs the tests and stops it.
+func Main(m *testing.M, set func(*Server)) {
+	s, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "s3test:", err)
+		os.Exit(1)
+	}
+	set(s)
+	code := m.Run()
+	s.Stop()
+	os.Exit(code)
+}
