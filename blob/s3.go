@@ -217,7 +217,7 @@ func (s *S3) PutReader(ctx context.Context, sum string, r io.Reader, size int64)
 	// A plain Reader (the TeeReader hides any ReaderAt): minio-go then
 	// reads the parts in order rather than in parallel, so h sees every
 	// byte, in order, as it is sent.
-	info, err := s.client.PutObject(ctx, s.bucket, tmp, io.TeeReader(ctxReader{ctx, r}, h), size,
+	info, err := s.client.PutObject(ctx, s.bucket, tmp, io.TeeReader(disk.ContextReader(ctx, r), h), size,
 		minio.PutObjectOptions{PartSize: s.partSize, ContentType: "application/octet-stream"})
 	if err != nil {
 		s.removeTmp(tmp)

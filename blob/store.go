@@ -75,7 +75,7 @@ func (d *Dir) PutReader(ctx context.Context, sum string, r io.Reader, size int64
 		return Placed{}, fmt.Errorf("store blob %s in %s: %w", sum, d.root, err)
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, r})
+	n, err := io.Copy(io.MultiWriter(tmp, h), disk.ContextReader(ctx, r))
 	if err != nil {
 		return fail(err)
 	}
@@ -97,19 +97,6 @@ func (d *Dir) PutReader(ctx context.Context, sum string, r io.Reader, size int64
 	}
 	syncDir(filepath.Dir(dst))
 	return Placed{Size: n, Copied: true}, nil
-}
-
-// ctxReader stops a long read when ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // Copy replicates the blob sum from src to dst and verifies it: between two

@@ -70,23 +70,12 @@ func copySparse(ctx context.Context, dst, src string, progress func(done int64),
 	if progress == nil {
 		progress = func(int64) {}
 	}
-	fd := int(in.Fd())
-	for off := int64(0); off < size; {
-		start, err := syscall.Seek(fd, off, seekData)
-		if err != nil {
-			if errors.Is(err, syscall.ENXIO) { // no data after off
-				break
-			}
-			if errors.Is(err, syscall.EINVAL) { // no SEEK_DATA support: one extent
-				start = off
-			} else {
-				return err
-			}
-		}
-		end, err := syscall.Seek(fd, start, seekHole)
-		if err != nil {
-			end = size
-		}
+	extents, err := DataExtents(in, size)
+	if err != nil {
+		return err
+	}
+	for _, e := range extents {
+		start, end := e[0], e[1]
 		progress(start)
 		// Data extents are copied in the kernel (io.CopyN between two files
 		// uses copy_file_range), in chunks so progress follows the copy.
@@ -107,13 +96,39 @@ func copySparse(ctx context.Context, dst, src string, progress func(done int64),
 			pos += n
 			progress(pos)
 		}
-		off = end
 	}
 	progress(size)
 	if !sync {
 		return nil
 	}
 	return out.Sync()
+}
+
+// DataExtents lists f's data extents [start, end) up to size, by SEEK_DATA
+// and SEEK_HOLE; a filesystem without them gives one extent of everything.
+func DataExtents(f *os.File, size int64) ([][2]int64, error) {
+	fd := int(f.Fd())
+	var out [][2]int64
+	for off := int64(0); off < size; {
+		start, err := syscall.Seek(fd, off, seekData)
+		if err != nil {
+			if errors.Is(err, syscall.ENXIO) { // no data after off
+				break
+			}
+			if !errors.Is(err, syscall.EINVAL) {
+				return nil, fmt.Errorf("seek data: %w", err)
+			}
+			start = off // no SEEK_DATA support: one extent
+		}
+		end, err := syscall.Seek(fd, start, seekHole)
+		if err != nil {
+			end = size
+		}
+		end = min(end, size)
+		out = append(out, [2]int64{start, end})
+		off = end
+	}
+	return out, nil
 }
 
 // WriteSparse copies r into f from offset 0, seeking over all-zero 64 KiB

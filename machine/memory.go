@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"syscall"
 
 	"github.com/goldsmith-dev/goldsmith/disk"
 )
@@ -247,30 +246,14 @@ func overlay(ctx context.Context, out *os.File, path string, buf []byte) error {
 	return nil
 }
 
-// dataExtents lists f's data extents [start, end), by SEEK_DATA and
-// SEEK_HOLE, rounded out to whole pages.
+// dataExtents is disk.DataExtents rounded out to whole pages: the unit the
+// memory is compared and laid down in.
 func dataExtents(f *os.File, size int64) ([][2]int64, error) {
-	const seekData, seekHole = 3, 4
-	fd := int(f.Fd())
-	var out [][2]int64
-	for off := int64(0); off < size; {
-		start, err := syscall.Seek(fd, off, seekData)
-		if errors.Is(err, syscall.ENXIO) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("seek data: %w", err)
-		}
-		end, err := syscall.Seek(fd, start, seekHole)
-		if err != nil {
-			return nil, fmt.Errorf("seek hole: %w", err)
-		}
-		start = start / pageSize * pageSize
-		end = min(size, (end+pageSize-1)/pageSize*pageSize)
-		out = append(out, [2]int64{start, end})
-		off = end
+	extents, err := disk.DataExtents(f, size)
+	for i, e := range extents {
+		extents[i] = [2]int64{e[0] / pageSize * pageSize, min(size, (e[1]+pageSize-1)/pageSize*pageSize)}
 	}
-	return out, nil
+	return extents, err
 }
 
 // splitExtents cuts extents into two lists of about at bytes and the rest,

@@ -2,7 +2,6 @@ package resource
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/blobref"
@@ -146,13 +147,8 @@ func (s *Service) rel(abs string) string {
 	return filepath.ToSlash(r)
 }
 
-func newGUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+// newGUID is a random (version 4) GUID, as ARM's ids and request ids are.
+func newGUID() string { return uuid.NewString() }
 
 // NormalizeLocation turns "West US 2" into "westus2", as ARM does.
 func NormalizeLocation(loc string) string {

@@ -186,17 +186,10 @@ func TestAzureCLI(t *testing.T) {
 	if testing.Short() {
 		srv = startServe(t)
 	} else {
-		for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "mmdebstrap"} {
-			if _, err := exec.LookPath(tool); err != nil {
-				t.Skipf("%s not installed (the real build engine needs it; -short uses the stand-in)", tool)
-			}
-		}
-		if os.Geteuid() != 0 {
-			t.Skip("building the platform image needs root (-short uses the stand-in)")
-		}
+		builderDir := realEngineDir(t)
 		t.Setenv("GOLDSMITH_TOKEN", "")
 		srv = startServeWith(t, serveFlags{listen: "127.0.0.1:0", dataDir: t.TempDir(), workers: 2, selfSigned: true,
-			logLevel: "info", maxISOGiB: 1, tlsNames: []string{"goldsmith.test"}, builderDir: testDataDir()})
+			logLevel: "info", maxISOGiB: 1, tlsNames: []string{"goldsmith.test"}, builderDir: builderDir})
 		// Every az call starts Python (seconds of CPU): look rarely.
 		runFor, poll = 25*time.Minute, 15*time.Second
 	}

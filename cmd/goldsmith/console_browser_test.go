@@ -44,6 +44,22 @@ func testDataDir() string {
 	return "/var/tmp/goldsmith-test"
 }
 
+// realEngineDir skips t unless the real build engine can run here (its
+// tools, and root to build the platform image), and returns the data
+// directory whose platform image cache the engine's tests share.
+func realEngineDir(t *testing.T) string {
+	t.Helper()
+	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "mmdebstrap"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (the real build engine needs it; -short uses the stand-in)", tool)
+		}
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("building the platform image needs root (-short uses the stand-in)")
+	}
+	return testDataDir()
+}
+
 // TestConsoleInBrowser drives the web console in headless Chromium against
 // `goldsmith serve` (its own code, runServe) on 127.0.0.1: sign in; create
 // examples/hello-vhd.json after seeing and fixing a deliberately wrong field
@@ -66,15 +82,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		// Long enough to watch the log and the timeline while it runs.
 		f.executor = standin.Executor{Duration: 6 * time.Second, DiskSize: 2 << 20}
 	} else {
-		for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "mmdebstrap"} {
-			if _, err := exec.LookPath(tool); err != nil {
-				t.Skipf("%s not installed (the real build engine needs it; -short uses the stand-in)", tool)
-			}
-		}
-		if os.Geteuid() != 0 {
-			t.Skip("building the platform image needs root (-short uses the stand-in)")
-		}
-		f.builderDir = testDataDir()
+		f.builderDir = realEngineDir(t)
 		budget = 20 * time.Minute
 	}
 	srv := startServeWith(t, f)
