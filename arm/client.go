@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/goldsmith-dev/goldsmith/jobs"
 )
 
 // Client is a small client of a goldsmith server's API, for the CLI. It
@@ -330,6 +332,22 @@ func (c *Client) Logs(ctx context.Context, rg, name, run string, follow bool) (i
 		return nil, err
 	}
 	return resp.Body, nil
+}
+
+// Workers lists the processes on the server's job queue (GET
+// /goldsmith/v1/workers).
+func (c *Client) Workers(ctx context.Context) ([]jobs.Worker, error) {
+	_, data, err := c.do(ctx, http.MethodGet, strings.TrimSuffix(c.BaseURL, "/")+"/goldsmith/v1/workers", nil)
+	if err != nil {
+		return nil, err
+	}
+	var v struct {
+		Value []jobs.Worker `json:"value"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("decode the workers: %w", err)
+	}
+	return v.Value, nil
 }
 
 // PutGallery creates or updates a gallery.

@@ -37,6 +37,10 @@ import (
 //	    Retries the distribution of a run whose targets partly or wholly
 //	    failed, from the build outputs goldsmith kept, without building
 //	    again (202 with Azure-AsyncOperation and Location, as a run).
+//	GET /goldsmith/v1/workers
+//	    The processes on the job queue's database, from their heartbeats:
+//	    {"value":[{name, node, capacity, running, lastHeartbeat, alive}]};
+//	    capacity is how many jobs each runs at once (0: an API-only node).
 //	GET /goldsmith/v1/blobs/{path}?sv=1&sp=r&se=…&sig=…
 //	    Downloads a file of a staging group (a runOutput's artifactUri for
 //	    VHD outputs, a staged file); supports Range requests. A signed URL
@@ -54,6 +58,15 @@ func (s *Server) goldsmith(rq *request, segs []string) {
 	}
 	if rq.r.Method != http.MethodGet && rq.r.Method != http.MethodHead {
 		methodNotAllowed(rq)
+		return
+	}
+	if len(segs) == 1 && strings.EqualFold(segs[0], "workers") {
+		ws, err := s.svc.Workers(rq.ctx)
+		if err != nil {
+			writeError(rq.w, err, wrapped)
+			return
+		}
+		writeJSON(rq.w, http.StatusOK, map[string]any{"value": ws})
 		return
 	}
 	if len(segs) >= 2 && strings.EqualFold(segs[0], "blobs") {

@@ -46,6 +46,9 @@ type Options struct {
 	Directory *Directory
 	// KeyFile holds the token signing key; made at first use.
 	KeyFile string
+	// Key, when set, is the signing key instead of KeyFile's (API replicas
+	// on one database share it, so each accepts the others' tokens).
+	Key []byte
 	// StaticTokens are accepted as they are (the configuration's tokens).
 	StaticTokens []string
 	// Tenant is the tenant id tokens name; default DefaultTenant.
@@ -100,6 +103,13 @@ func NewAuthority(o Options) (*Authority, error) {
 		o.Burst = 10
 	}
 	a.limiter = &limiter{rate: o.Rate, burst: float64(o.Burst), buckets: map[string]*bucket{}}
+	if len(o.Key) > 0 {
+		if len(o.Key) < 32 {
+			return nil, fmt.Errorf("identity: signing key of %d bytes, want at least 32", len(o.Key))
+		}
+		a.key = append([]byte(nil), o.Key...)
+		return a, nil
+	}
 	var err error
 	if a.key, err = signingKey(o.KeyFile); err != nil {
 		return nil, err

@@ -32,14 +32,62 @@ func ignoreNotFound(err error) error {
 type heartbeat struct {
 	Owner string `json:"owner"`
 	Node  string `json:"node,omitempty"`
+	// Capacity is how many jobs the worker runs at once (Options.Workers;
+	// 0 for an API-only node), Running how many it ran at the heartbeat.
+	Capacity int `json:"capacity"`
+	Running  int `json:"running"`
 }
 
 // heartbeat records that this worker lives.
 func (q *Queue) heartbeat(ctx context.Context) error {
+	q.mu.Lock()
+	running := len(q.running)
+	q.mu.Unlock()
 	return q.st.Update(ctx, func(tx *store.Tx) error {
-		return tx.PutJSON(ctx, workerID(q.opts.Owner), workerType, heartbeat{Owner: q.opts.Owner, Node: q.opts.Node})
+		return tx.PutJSON(ctx, workerID(q.opts.Owner), workerType,
+			heartbeat{Owner: q.opts.Owner, Node: q.opts.Node, Capacity: q.opts.Workers, Running: running})
 	})
 }
+
+// Worker is a process on the queue's database as its last heartbeat
+// described it.
+type Worker struct {
+	Owner    string    `json:"name"` // River client id: host:pid:random
+	Node     string    `json:"node"` // host and data directory
+	Capacity int       `json:"capacity"`
+	Running  int       `json:"running"`
+	Seen     time.Time `json:"lastHeartbeat"`
+	// Alive is false once it missed its lease: its jobs are (being)
+	// reported interrupted.
+	Alive bool `json:"alive"`
+}
+
+// Workers lists the processes heartbeating on the database (API-only nodes
+// with capacity 0), by name.
+func (q *Queue) Workers(ctx context.Context) ([]Worker, error) {
+	var docs []store.Doc
+	err := q.st.View(ctx, func(tx *store.Tx) (err error) {
+		docs, err = tx.List(ctx, store.Query{Type: workerType})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read workers' heartbeats: %w", err)
+	}
+	deadline := time.Now().Add(-q.opts.Lease)
+	out := make([]Worker, 0, len(docs))
+	for _, d := range docs {
+		var h heartbeat
+		if err := json.Unmarshal(d.Body, &h); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", d.ID, err)
+		}
+		out = append(out, Worker{Owner: h.Owner, Node: h.Node, Capacity: h.Capacity, Running: h.Running, Seen: d.Updated,
+			Alive: d.Updated.After(deadline)})
+	}
+	return out, nil
+}
+
+// Owner is this process's worker name (River's client id).
+func (q *Queue) Owner() string { return q.opts.Owner }
 
 // watchRunning cancels this worker's running jobs that were canceled (or
 // taken from it) by another process.

@@ -65,6 +65,9 @@ type Options struct {
 	// Regions are the regions served, each with its blob store; default
 	// blob.DefaultRegionNames with stores under DataDir/regions.
 	Regions *blob.Regions
+	// SigningKey signs download URLs; default a key kept in
+	// DataDir/blob-signing.key. API replicas on one database share one.
+	SigningKey []byte
 }
 
 // Service is the resource model's behaviour.
@@ -103,9 +106,11 @@ func New(opts Options) (*Service, error) {
 			return nil, err
 		}
 	}
-	key, err := blob.LoadOrCreateKey(filepath.Join(dir, "blob-signing.key"))
-	if err != nil {
-		return nil, err
+	key := opts.SigningKey
+	if len(key) == 0 {
+		if key, err = blob.LoadOrCreateKey(filepath.Join(dir, "blob-signing.key")); err != nil {
+			return nil, err
+		}
 	}
 	if s.signer, err = blob.NewSigner(key); err != nil {
 		return nil, err
@@ -128,6 +133,9 @@ func New(opts Options) (*Service, error) {
 
 // Regions are the regions this site serves.
 func (s *Service) Regions() *blob.Regions { return s.regions }
+
+// Workers lists the processes working the job queue (see jobs.Queue.Workers).
+func (s *Service) Workers(ctx context.Context) ([]jobs.Worker, error) { return s.q.Workers(ctx) }
 
 // BlobSigner signs and checks download URLs of artifacts.
 func (s *Service) BlobSigner() *blob.Signer { return s.signer }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -58,6 +59,14 @@ func (e *engine) Execute(ctx context.Context, run runner.Request, log io.Writer,
 	}
 	// goldsmith builds BIOS (Hyper-V generation 1) images.
 	return runner.Result{Outputs: res.Outputs, OSType: osTypeName(res), HyperVGeneration: "V1"}, nil
+}
+
+// noBuilds is the Executor of an API-only node (Config.Workers 0), whose
+// queue never hands it a run.
+type noBuilds struct{}
+
+func (noBuilds) Execute(context.Context, runner.Request, io.Writer, func(build.Phase, string)) (runner.Result, error) {
+	return runner.Result{}, errors.New("this goldsmith node runs no builds (serve --workers 0)")
 }
 
 // writeManifest keeps the build's manifest where the runner asked: the

@@ -36,8 +36,14 @@ type Config struct {
 	// Database is a PostgreSQL URL (postgres://...) shared by several
 	// servers; empty: SQLite in DataDir/goldsmith.db, this server's own.
 	Database string
-	// Workers is how many builds run at the same time; default 1.
+	// Workers is how many jobs (builds, submissions, deletions) run at the
+	// same time; default 1.
 	Workers int
+	// APIOnly makes a node that runs no jobs (Workers is ignored): it
+	// queues and cancels them and reports dead workers' runs, for
+	// `goldsmith worker` processes on the same PostgreSQL database to run.
+	// It needs no Builder.
+	APIOnly bool
 	// Builder runs the builds. The server runs them on a copy whose Images
 	// resolve platform images with Platform, and ManagedImage and
 	// SharedImageVersion sources from the server's own images and gallery
@@ -86,7 +92,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("server: no data directory")
 	}
-	if cfg.Executor == nil && cfg.Builder == nil {
+	if cfg.Executor == nil && cfg.Builder == nil && !cfg.APIOnly {
 		return nil, errors.New("server: a Builder or an Executor runs the builds")
 	}
 	log := cfg.Logger
@@ -120,7 +126,10 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// database's only user: jobs left running belong to a dead server.
 	exclusive := s.store.Dialect() == store.SQLite
 	workers := cfg.Workers
-	if workers == 0 {
+	switch {
+	case cfg.APIOnly:
+		workers = 0
+	case workers <= 0:
 		workers = 1
 	}
 	host, _ := os.Hostname()
@@ -129,21 +138,38 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	// The signing key lives beside the database: a copy of the data
-	// directory keeps its tokens valid, another server's tokens are not.
-	s.auth, err = identity.NewAuthority(identity.Options{Directory: identity.NewDirectory(s.store),
+	// On SQLite the signing keys live beside the database: a copy of the
+	// data directory keeps its tokens valid, another server's tokens are
+	// not. On PostgreSQL they live in the database, so that replicas accept
+	// each other's tokens and signed download URLs.
+	var tokenKey, blobKey []byte
+	if !exclusive {
+		if tokenKey, err = sharedKey(ctx, s.store, "token"); err != nil {
+			return nil, err
+		}
+		if blobKey, err = sharedKey(ctx, s.store, "blob"); err != nil {
+			return nil, err
+		}
+	}
+	s.auth, err = identity.NewAuthority(identity.Options{Directory: identity.NewDirectory(s.store), Key: tokenKey,
 		KeyFile: filepath.Join(dir, "identity", "token-signing.key"), StaticTokens: cfg.StaticTokens, Tenant: cfg.Tenant})
 	if err != nil {
 		return nil, err
 	}
 	exec := cfg.Executor
 	var eng *engine
-	if exec == nil {
+	switch {
+	case cfg.APIOnly:
+		// An API-only node runs no job; its Runner is there to report the
+		// runs of dead workers (the handlers' Interrupted).
+		exec = noBuilds{}
+	case exec == nil:
 		eng = &engine{builder: *cfg.Builder}
 		exec = eng
 	}
 	s.svc, err = resource.New(resource.Options{Store: s.store, Queue: s.queue, Runs: runner.NewQueue(s.queue), DataDir: dir,
-		Regions: cfg.Regions, MaxISOBytes: cfg.MaxISOBytes, HTTPClient: cfg.HTTPClient, Logger: log.With("component", "resource")})
+		Regions: cfg.Regions, MaxISOBytes: cfg.MaxISOBytes, HTTPClient: cfg.HTTPClient, SigningKey: blobKey,
+		Logger: log.With("component", "resource")})
 	if err != nil {
 		return nil, err
 	}
@@ -181,6 +207,10 @@ func (s *Server) Authority() *identity.Authority { return s.auth }
 
 // Store is the server's database.
 func (s *Server) Store() *store.Store { return s.store }
+
+// Worker is this process's name on the job queue (host:pid:random), as
+// the runs it builds and the workers list name it.
+func (s *Server) Worker() string { return s.queue.Owner() }
 
 // DataDir is the absolute data directory.
 func (s *Server) DataDir() string { return s.dir }

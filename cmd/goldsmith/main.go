@@ -80,6 +80,6 @@ builds real bootable VM images from them on your own machine.`,
 		return &exitError{code: exitUsage, err: err}
 	})
 	root.AddCommand(newTemplateCommand(), newBuildCommand(), newCatalogCommand(), newCacheCommand(),
-		newServeCommand(), newGroupCommand(), newGalleryCommand(), newImageCommand(), newPrincipalCommand())
+		newServeCommand(), newWorkerCommand(), newWorkersCommand(), newGroupCommand(), newGalleryCommand(), newImageCommand(), newPrincipalCommand())
 	return root
 }

@@ -128,7 +128,7 @@ is reported so by another server within about 70 seconds.`,
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to listen on")
 	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "directory for state, staging groups, logs and artifacts")
 	fl.StringVar(&f.database, "database", os.Getenv("GOLDSMITH_DATABASE"), "PostgreSQL URL (postgres://user:pass@host/db) shared by several servers; default $GOLDSMITH_DATABASE, or SQLite in the data directory when empty")
-	fl.IntVar(&f.workers, "workers", 1, "builds run at the same time")
+	fl.IntVar(&f.workers, "workers", 1, "builds run at the same time; 0: an API-only node (PostgreSQL, with goldsmith worker processes)")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
 	fl.BoolVar(&f.selfSigned, "tls-self-signed", false, "serve HTTPS with a certificate from goldsmith's own CA (DATA_DIR/tls/ca.crt, for REQUESTS_CA_BUNDLE)")
@@ -141,15 +141,11 @@ is reported so by another server within about 70 seconds.`,
 }
 
 func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return usageError("--log-level: %v", err)
+	if f.workers < 0 {
+		return usageError("--workers must be at least 0 (0: an API-only node)")
 	}
-	if f.workers < 1 {
-		return usageError("--workers must be at least 1")
-	}
-	if f.maxISOGiB < 1 {
-		return usageError("--max-iso-size must be at least 1 (GiB)")
+	if f.workers == 0 && !store.IsPostgres(f.database) {
+		return usageError("--workers 0 needs --database postgres://... that workers (goldsmith worker) share")
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return usageError("--tls-cert and --tls-key go together")
@@ -157,43 +153,12 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	if f.selfSigned && f.tlsCert != "" {
 		return usageError("--tls-self-signed and --tls-cert exclude each other")
 	}
-	if f.accel != "" && f.accel != "kvm" && f.accel != "tcg" {
-		return usageError("--accel must be kvm or tcg, not %q", f.accel)
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	dir, err := filepath.Abs(f.dataDir)
+	n, err := openNode(ctx, stdout, stderr, nodeFlags{dataDir: f.dataDir, database: f.database, config: f.config, logLevel: f.logLevel,
+		accel: f.accel, maxISOGiB: f.maxISOGiB, workers: f.workers, executor: f.executor, builderDir: f.builderDir, api: true})
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
-	}
-	conf, err := readServeConfig(dir, f.config)
-	if err != nil {
-		return err
-	}
-	regions, err := blob.OpenRegions(ctx, filepath.Join(dir, "regions"), conf.Regions)
-	if err != nil {
-		return err
-	}
-	cfg := server.Config{DataDir: dir, Database: f.database, Workers: f.workers, Executor: f.executor, Regions: regions,
-		MaxISOBytes: f.maxISOGiB << 30, Tenant: conf.Tenant, Logger: log}
-	if f.executor == nil {
-		builderDir := dir
-		if f.builderDir != "" {
-			builderDir = f.builderDir
-		}
-		if cfg.Builder, cfg.Platform, err = newBuilder(builderDir, log.With("component", "build"), f.accel); err != nil {
-			return err
-		}
-	}
-	if cfg.StaticTokens, err = serveTokens(dir, conf, stdout); err != nil {
-		return err
-	}
-	srv, err := server.Open(ctx, cfg)
-	if err != nil {
-		return err
-	}
+	srv, cfg, conf, dir, log := n.srv, n.cfg, n.conf, n.dir, n.log
 	defer srv.Close()
 	p, secret, made, err := srv.Authority().Directory().CreateFirst(ctx, "goldsmith-admin")
 	if err != nil {
@@ -252,7 +217,11 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	if store.IsPostgres(f.database) {
 		db = "PostgreSQL"
 	}
-	fmt.Fprintf(stdout, "goldsmith serving %s://%s (data %s, %s, %d workers)\n", scheme, ln.Addr(), dir, db, f.workers)
+	if f.workers == 0 {
+		fmt.Fprintf(stdout, "goldsmith serving %s://%s (data %s, %s, API only: goldsmith worker runs the builds)\n", scheme, ln.Addr(), dir, db)
+	} else {
+		fmt.Fprintf(stdout, "goldsmith serving %s://%s (data %s, %s, %d workers)\n", scheme, ln.Addr(), dir, db, f.workers)
+	}
 
 	select {
 	case <-ctx.Done():
@@ -299,4 +268,77 @@ func serveTokens(dir string, conf serveConfig, out io.Writer) ([]string, error) 
 	}
 	fmt.Fprintf(out, "Generated an API token (kept in %s):\n\n    export GOLDSMITH_TOKEN=%s\n\n", tokenFile, tok)
 	return []string{tok}, nil
+}
+
+// nodeFlags are what serve and worker share: where the node keeps its
+// state and how it builds.
+type nodeFlags struct {
+	dataDir, database, config, logLevel, accel string
+	maxISOGiB                                  int64
+	workers                                    int
+	executor                                   runner.Executor
+	builderDir                                 string
+	api                                        bool // the node serves the API: it needs tokens
+}
+
+// node is an opened server (package server) with what it was opened from.
+type node struct {
+	srv  *server.Server
+	cfg  server.Config
+	conf serveConfig
+	dir  string
+	log  *slog.Logger
+}
+
+// openNode assembles the server serve and worker run on: its data
+// directory, config file (regions), database and, when it runs jobs, the
+// build engine.
+func openNode(ctx context.Context, stdout, stderr io.Writer, f nodeFlags) (*node, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, usageError("--log-level: %v", err)
+	}
+	if f.maxISOGiB < 1 {
+		return nil, usageError("--max-iso-size must be at least 1 (GiB)")
+	}
+	if f.accel != "" && f.accel != "kvm" && f.accel != "tcg" {
+		return nil, usageError("--accel must be kvm or tcg, not %q", f.accel)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	dir, err := filepath.Abs(f.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	conf, err := readServeConfig(dir, f.config)
+	if err != nil {
+		return nil, err
+	}
+	regions, err := blob.OpenRegions(ctx, filepath.Join(dir, "regions"), conf.Regions)
+	if err != nil {
+		return nil, err
+	}
+	cfg := server.Config{DataDir: dir, Database: f.database, Workers: f.workers, APIOnly: f.workers == 0, Executor: f.executor, Regions: regions,
+		MaxISOBytes: f.maxISOGiB << 30, Tenant: conf.Tenant, Logger: log}
+	if f.executor == nil && f.workers > 0 {
+		builderDir := dir
+		if f.builderDir != "" {
+			builderDir = f.builderDir
+		}
+		if cfg.Builder, cfg.Platform, err = newBuilder(builderDir, log.With("component", "build"), f.accel); err != nil {
+			return nil, err
+		}
+	}
+	if f.api {
+		if cfg.StaticTokens, err = serveTokens(dir, conf, stdout); err != nil {
+			return nil, err
+		}
+	}
+	srv, err := server.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &node{srv: srv, cfg: cfg, conf: conf, dir: dir, log: log}, nil
 }
