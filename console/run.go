@@ -2,11 +2,10 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -80,7 +79,7 @@ func (c *Console) runPage(rq *request, templateID, runID string) {
 		d.Steps, d.Validators = m.Steps, m.Validators
 	}
 	d.Outputs = c.outputs(rq, r, d.Manifest)
-	tail, size, skipped := c.logTail(r)
+	tail, size, skipped := c.logTail(rq.ctx, r)
 	d.LogTail, d.LogSize, d.LogSkipped = tail, size, skipped
 	if r.State == resource.RunFailed || r.State == resource.RunPartiallySucceeded {
 		f := &failure{Message: r.Message}
@@ -181,29 +180,36 @@ func (c *Console) blobURL(uri string) string {
 	return "/goldsmith/v1/blobs/" + rel + "?" + q.Encode()
 }
 
-// logTail reads the end of the run's log: at most logTailBytes, from a
-// line start.
-func (c *Console) logTail(r resource.Run) (tail string, size int64, skipped bool) {
-	f, err := os.Open(filepath.Join(c.svc.DataDir(), filepath.FromSlash(r.LogPath)))
+// logTail reads the end of the run's log (from the database, wherever the
+// run was built): at most logTailBytes, from a line start.
+func (c *Console) logTail(ctx context.Context, r resource.Run) (tail string, size int64, skipped bool) {
+	rd, _, err := c.svc.LogReader(ctx, r.TemplateID, r.RunID, false)
 	if err != nil {
 		return "", 0, false
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", 0, false
+	defer rd.Close()
+	// A ring of the last logTailBytes: a log is capped (runner.MaxLogBytes)
+	// but may still be MiBs.
+	buf := make([]byte, 0, 2*logTailBytes)
+	chunk := make([]byte, 32<<10)
+	for {
+		n, err := rd.Read(chunk)
+		size += int64(n)
+		buf = append(buf, chunk[:n]...)
+		if len(buf) > logTailBytes {
+			buf = append(buf[:0], buf[len(buf)-logTailBytes:]...)
+		}
+		if err != nil {
+			break
+		}
 	}
-	size = st.Size()
-	from := max(0, size-logTailBytes)
-	buf := make([]byte, size-from)
-	n, _ := f.ReadAt(buf, from)
-	buf = buf[:n]
+	from := size - int64(len(buf))
 	if from > 0 {
 		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
 			buf = buf[i+1:]
 		}
 	}
-	return string(buf), from + int64(n), from > 0
+	return string(buf), size, from > 0
 }
 
 // runLog serves the run's log as text: all of it, or with follow=1 from

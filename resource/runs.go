@@ -449,72 +449,90 @@ func (s *Service) RunManifest(r Run) (*build.Manifest, error) {
 
 // LogReader reads a run's customization.log. With follow, reads block
 // until the run writes more and end when the run has ended and everything
-// is read.
+// is read. The log is read from the database, where the worker building
+// the run appends it (package runner), so any node serves it; a run logged
+// before goldsmith kept logs there is read from its file, if it is here.
 func (s *Service) LogReader(ctx context.Context, templateID, runID string, follow bool) (io.ReadCloser, Run, error) {
 	r, err := s.GetRun(ctx, templateID, runID)
 	if err != nil {
 		return nil, r, err
 	}
-	f, err := os.Open(s.abs(r.LogPath))
-	if errors.Is(err, os.ErrNotExist) {
-		if !follow || !r.Active() {
+	var size int64
+	if err := s.st.View(ctx, func(tx *store.Tx) (err error) { size, err = tx.LogSize(ctx, r.ID); return err }); err != nil {
+		return nil, r, err
+	}
+	if size == 0 && !r.Active() {
+		f, err := os.Open(s.abs(r.LogPath))
+		if errors.Is(err, os.ErrNotExist) {
 			return io.NopCloser(strings.NewReader("")), r, nil
 		}
-		f = nil
-	} else if err != nil {
-		return nil, r, fmt.Errorf("open run log: %w", err)
-	}
-	if !follow {
+		if err != nil {
+			return nil, r, fmt.Errorf("open run log: %w", err)
+		}
 		return f, r, nil
 	}
-	return &follower{s: s, ctx: ctx, f: f, run: r}, r, nil
+	return &logReader{s: s, ctx: ctx, run: r, follow: follow}, r, nil
 }
 
-// follower tails a growing log until its run ends.
-type follower struct {
-	s    *Service
-	ctx  context.Context
-	f    *os.File
-	run  Run
-	done bool
+// logReader reads a run's log from the database, with follow until the
+// run ends.
+type logReader struct {
+	s      *Service
+	ctx    context.Context
+	run    Run
+	follow bool
+	seq    int64  // the last chunk read
+	buf    []byte // read, not yet returned
+	done   bool
 }
 
-func (fl *follower) Read(p []byte) (int, error) {
+func (lr *logReader) Read(p []byte) (int, error) {
 	for {
-		if fl.f == nil {
-			f, err := os.Open(fl.s.abs(fl.run.LogPath))
-			if err == nil {
-				fl.f = f
-			}
+		if len(lr.buf) > 0 {
+			n := copy(p, lr.buf)
+			lr.buf = lr.buf[n:]
+			return n, nil
 		}
-		if fl.f != nil {
-			n, err := fl.f.Read(p)
-			if n > 0 || (err != nil && err != io.EOF) {
-				return n, err
+		active := false
+		err := lr.s.st.View(lr.ctx, func(tx *store.Tx) error {
+			if lr.follow && !lr.done {
+				// The run's state first: a run seen ended has its whole
+				// log in the database (the runner writes it before the end).
+				var r Run
+				if _, err := tx.GetJSON(lr.ctx, lr.run.ID, &r); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
+				active = r.Active()
 			}
+			chunks, err := tx.ReadLog(lr.ctx, lr.run.ID, lr.seq, 64)
+			for _, c := range chunks {
+				lr.buf = append(lr.buf, c.Data...)
+				lr.seq = c.Seq
+			}
+			return err
+		})
+		if err != nil {
+			return 0, err
 		}
-		if fl.done {
+		if len(lr.buf) > 0 {
+			continue
+		}
+		if !lr.follow || lr.done {
 			return 0, io.EOF
 		}
-		select {
-		case <-fl.ctx.Done():
-			return 0, fl.ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		if !active {
+			lr.done = true // one more read drains what was written last
+			continue
 		}
-		var r Run
-		err := fl.s.st.View(fl.ctx, func(tx *store.Tx) error { _, err := tx.GetJSON(fl.ctx, fl.run.ID, &r); return err })
-		if err != nil || !r.Active() {
-			fl.done = true // one more read drains what was written last
+		select {
+		case <-lr.ctx.Done():
+			return 0, lr.ctx.Err()
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
 
-func (fl *follower) Close() error {
-	if fl.f != nil {
-		return fl.f.Close()
-	}
-	return nil
-}
+func (lr *logReader) Close() error { return nil }
 
 // templateOf returns the template id a nested id (run, runOutput, trigger) belongs to.
 func templateOf(id resourceid.ID) string {

@@ -122,7 +122,13 @@ func (r *Runner) distribute(ctx context.Context, job jobs.Job, runID string, res
 	if err != nil {
 		logf(log, "goldsmith: could not keep the outputs of the failed targets for a retry: %v", err)
 	}
+	for _, tg := range targets {
+		if !tg.kept && tg.err != nil {
+			logf(log, "goldsmith: distributing %s failed: %v", tg.dist.RunOutputName, tg.err)
+		}
+	}
 	ctx = context.WithoutCancel(ctx)
+	r.syncLog(ctx, run.ID)
 	err = r.st.Update(ctx, func(tx *store.Tx) error {
 		cur, _, err := r.records.Run(ctx, tx, run.ID)
 		switch {
@@ -132,11 +138,6 @@ func (r *Runner) distribute(ctx context.Context, job jobs.Job, runID string, res
 			return r.finishTx(ctx, tx, job, run.ID, resource.RunEnd{State: resource.RunCanceled, Message: "The run was canceled during Distributing."})
 		case !cur.Active():
 			return nil
-		}
-		for _, tg := range targets {
-			if !tg.kept && tg.err != nil {
-				logf(log, "goldsmith: distributing %s failed: %v", tg.dist.RunOutputName, tg.err)
-			}
 		}
 		if len(kept) == 0 && run.KeptDir != "" && run.KeptDir != keptDir {
 			old := run.KeptDir

@@ -76,6 +76,7 @@ type Runner struct {
 	exec    Executor
 	dataDir string
 	log     *slog.Logger
+	logs    sync.Map // run id -> its open *runLog
 }
 
 // New makes a Runner and registers its job handlers on the queue; start
@@ -163,7 +164,7 @@ func (h runHandler) Work(ctx context.Context, job jobs.Job) error {
 
 // load reads a run job's run and template and opens the run's log. A run
 // that is no longer active gives a nil log (nothing to do).
-func (r *Runner) load(ctx context.Context, job jobs.Job) (resource.Run, resource.ImageTemplate, *os.File, error) {
+func (r *Runner) load(ctx context.Context, job jobs.Job) (resource.Run, resource.ImageTemplate, *runLog, error) {
 	var p payload
 	var run resource.Run
 	var t resource.ImageTemplate
@@ -188,7 +189,7 @@ func (r *Runner) load(ctx context.Context, job jobs.Job) (resource.Run, resource
 	if !run.Active() {
 		return run, t, nil, nil
 	}
-	log, err := r.openLog(run)
+	log, err := r.openLog(ctx, run)
 	return run, t, log, err
 }
 
@@ -327,8 +328,15 @@ func (h runHandler) Interrupted(ctx context.Context, tx *store.Tx, job jobs.Job,
 		return false, nil
 	}
 	end := interruption(run, cause)
-	if f, err := r.openLog(run); err == nil {
-		logf(f, "goldsmith: %s", end.Message)
+	// The node reporting it may not be the one that built it: the line goes
+	// to the database's copy of the log, in this transaction, and to the
+	// file when it is here.
+	line := fmt.Sprintf("%s goldsmith: %s\n", time.Now().UTC().Format(time.RFC3339), end.Message)
+	if _, err := tx.AppendLog(ctx, run.ID, []byte(line)); err != nil {
+		return false, err
+	}
+	if f, err := os.OpenFile(r.abs(run.LogPath), os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
+		_, _ = f.WriteString(line)
 		f.Close()
 	}
 	_, err = r.records.EndRun(ctx, tx, run.ID, end)
@@ -351,6 +359,7 @@ func interruption(run resource.Run, cause error) resource.RunEnd {
 // finish ends a run and its job in one transaction.
 func (r *Runner) finish(ctx context.Context, job jobs.Job, runID string, end resource.RunEnd) error {
 	ctx = context.WithoutCancel(ctx)
+	r.syncLog(ctx, runID)
 	return r.st.Update(ctx, func(tx *store.Tx) error { return r.finishTx(ctx, tx, job, runID, end) })
 }
 
@@ -361,19 +370,6 @@ func (r *Runner) finishTx(ctx context.Context, tx *store.Tx, job jobs.Job, runID
 		return err
 	}
 	return r.q.Finish(ctx, tx, job)
-}
-
-// openLog opens the run's customization.log for appending.
-func (r *Runner) openLog(run resource.Run) (*os.File, error) {
-	p := r.abs(run.LogPath)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return nil, fmt.Errorf("create log directory: %w", err)
-	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open run log: %w", err)
-	}
-	return f, nil
 }
 
 func logf(w io.Writer, format string, args ...any) {

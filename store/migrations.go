@@ -20,6 +20,13 @@ var migrations = map[Dialect][]string{
 			updated TEXT NOT NULL
 		) WITHOUT ROWID;
 		CREATE INDEX docs_type_key ON docs(type, key);`,
+		// Runs' build logs, in appended chunks (see logs.go).
+		`CREATE TABLE run_logs (
+			run  TEXT NOT NULL,
+			seq  INTEGER NOT NULL,
+			data BLOB NOT NULL,
+			PRIMARY KEY (run, seq)
+		) WITHOUT ROWID;`,
 	},
 	PostgreSQL: {
 		// Keys compare bytewise (COLLATE "C") whatever the database's
@@ -33,6 +40,12 @@ var migrations = map[Dialect][]string{
 			updated TEXT NOT NULL
 		);
 		CREATE INDEX docs_type_key ON docs(lower(type), key);`,
+		`CREATE TABLE run_logs (
+			run  TEXT COLLATE "C" NOT NULL,
+			seq  INTEGER NOT NULL,
+			data BYTEA NOT NULL,
+			PRIMARY KEY (run, seq)
+		);`,
 	},
 }
 

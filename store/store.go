@@ -361,9 +361,12 @@ func (t *Tx) Delete(ctx context.Context, id string) error {
 }
 
 // DeleteTree removes the document with id and every document under it (whose
-// id starts with id + "/"), and returns the ids it removed.
+// id starts with id + "/"), with their logs, and returns the ids it removed.
 func (t *Tx) DeleteTree(ctx context.Context, id string) ([]Doc, error) {
 	lo, hi := prefixRange(id)
+	if _, err := t.c.exec(ctx, `DELETE FROM run_logs WHERE run = ? OR (run >= ? AND run < ?)`, Key(id), lo, hi); err != nil {
+		return nil, fmt.Errorf("delete the logs under %s: %w", id, err)
+	}
 	rows, err := t.c.query(ctx,
 		`DELETE FROM docs WHERE key = ? OR (key >= ? AND key < ?) RETURNING id, type, body, created, updated`, Key(id), lo, hi)
 	if err != nil {
