@@ -10,8 +10,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/goldsmith-dev/goldsmith/runner"
 )
 
 // Exit codes shared by every command.
@@ -47,7 +50,20 @@ func main() {
 
 // run executes one command line and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRootCommand(stdout, stderr)
+	return runWith(ctx, args, stdout, stderr, nodeHooks{})
+}
+
+// nodeHooks change how serve and worker run, for tests only (no flag sets
+// them): the fleet test runs the real command lines in child processes
+// with the stand-in executor and a short lease.
+type nodeHooks struct {
+	executor   runner.Executor // instead of the build engine
+	builderDir string          // the build engine's catalog and caches
+	queueLease time.Duration   // a worker silent this long is dead
+}
+
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, h nodeHooks) int {
+	root := newRootCommand(stdout, stderr, h)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -65,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
-func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+func newRootCommand(stdout, stderr io.Writer, h nodeHooks) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "goldsmith",
 		Short: "A self-hosted image factory that speaks Azure VM Image Builder",
@@ -80,6 +96,6 @@ builds real bootable VM images from them on your own machine.`,
 		return &exitError{code: exitUsage, err: err}
 	})
 	root.AddCommand(newTemplateCommand(), newBuildCommand(), newCatalogCommand(), newCacheCommand(),
-		newServeCommand(), newWorkerCommand(), newWorkersCommand(), newGroupCommand(), newGalleryCommand(), newImageCommand(), newPrincipalCommand())
+		newServeCommand(h), newWorkerCommand(h), newWorkersCommand(), newGroupCommand(), newGalleryCommand(), newImageCommand(), newPrincipalCommand())
 	return root
 }

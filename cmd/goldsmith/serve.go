@@ -49,6 +49,8 @@ type serveFlags struct {
 	// image catalog and caches instead of the data directory: only tests
 	// set it, to share images built once per machine.
 	builderDir string
+	// queueLease, when set, is the job queue's lease (tests).
+	queueLease time.Duration
 }
 
 // serveConfig is the optional config file (default DATA_DIR/config.json).
@@ -86,8 +88,8 @@ func readServeConfig(dir, configPath string) (serveConfig, error) {
 	return c, nil
 }
 
-func newServeCommand() *cobra.Command {
-	var f serveFlags
+func newServeCommand(h nodeHooks) *cobra.Command {
+	f := serveFlags{executor: h.executor, builderDir: h.builderDir, queueLease: h.queueLease}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the AIB-compatible ARM API and run builds",
@@ -154,7 +156,7 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 		return usageError("--tls-self-signed and --tls-cert exclude each other")
 	}
 	n, err := openNode(ctx, stdout, stderr, nodeFlags{dataDir: f.dataDir, database: f.database, config: f.config, logLevel: f.logLevel,
-		accel: f.accel, maxISOGiB: f.maxISOGiB, workers: f.workers, executor: f.executor, builderDir: f.builderDir, api: true})
+		accel: f.accel, maxISOGiB: f.maxISOGiB, workers: f.workers, executor: f.executor, builderDir: f.builderDir, queueLease: f.queueLease, api: true})
 	if err != nil {
 		return err
 	}
@@ -278,6 +280,7 @@ type nodeFlags struct {
 	workers                                    int
 	executor                                   runner.Executor
 	builderDir                                 string
+	queueLease                                 time.Duration
 	api                                        bool // the node serves the API: it needs tokens
 }
 
@@ -321,7 +324,7 @@ func openNode(ctx context.Context, stdout, stderr io.Writer, f nodeFlags) (*node
 		return nil, err
 	}
 	cfg := server.Config{DataDir: dir, Database: f.database, Workers: f.workers, APIOnly: f.workers == 0, Executor: f.executor, Regions: regions,
-		MaxISOBytes: f.maxISOGiB << 30, Tenant: conf.Tenant, Logger: log}
+		MaxISOBytes: f.maxISOGiB << 30, Tenant: conf.Tenant, Logger: log, QueueLease: f.queueLease}
 	if f.executor == nil && f.workers > 0 {
 		builderDir := dir
 		if f.builderDir != "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,13 +21,14 @@ type workerFlags struct {
 	maxISOGiB                                  int64
 	capacity                                   int
 	forceCapacity                              bool
-	// executor, when set, runs the builds instead of the build engine:
-	// only tests set it (the stand-in), as for serve.
-	executor runner.Executor
+	// Only tests set these (see nodeHooks).
+	executor   runner.Executor
+	builderDir string
+	queueLease time.Duration
 }
 
-func newWorkerCommand() *cobra.Command {
-	var f workerFlags
+func newWorkerCommand(h nodeHooks) *cobra.Command {
+	f := workerFlags{executor: h.executor, builderDir: h.builderDir, queueLease: h.queueLease}
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run builds for goldsmith serve nodes that share a PostgreSQL database",
@@ -88,7 +90,7 @@ func runWorker(ctx context.Context, stdout, stderr io.Writer, f workerFlags) err
 			capacity, holds, host.CPUs, host.MemoryMiB, vm.Name)
 	}
 	n, err := openNode(ctx, stdout, stderr, nodeFlags{dataDir: f.dataDir, database: f.database, config: f.config, logLevel: f.logLevel,
-		accel: f.accel, maxISOGiB: f.maxISOGiB, workers: capacity, executor: f.executor})
+		accel: f.accel, maxISOGiB: f.maxISOGiB, workers: capacity, executor: f.executor, builderDir: f.builderDir, queueLease: f.queueLease})
 	if err != nil {
 		return err
 	}
