@@ -1,8 +1,11 @@
 // Package blobref keeps the references to the blobs in the regions' stores
-// (package blob) and removes a blob once nothing refers to it.
+// and the staging store (package blob) and removes a blob once nothing
+// refers to it.
 //
 // A reference says that a holder (a managed image or gallery image version,
-// by a name its owner chooses) uses the blob with a sha256 in one region.
+// a template's staged files, a VHD runOutput, by a name its owner chooses)
+// uses the blob with a sha256 in one named store (a region, or the staging
+// store).
 // References are documents of type Type, changed in the same transaction as
 // the resources holding them; a blob is removed after the commit that drops
 // its last reference, under the store's per-blob lock, and only if no
@@ -38,19 +41,27 @@ func refID(region, sum string) string {
 	return "/goldsmith/blobs/" + strings.ToLower(region) + "/" + strings.ToLower(sum)
 }
 
-// Refs keeps the references to the blobs of a site's regions.
+// Stores are the blob stores references name: *blob.Regions, or the
+// regions and the staging store together.
+type Stores interface {
+	// Names lists every store, for Sweep.
+	Names() []string
+	Store(name string) (blob.Store, bool)
+}
+
+// Refs keeps the references to the blobs of a site's stores.
 type Refs struct {
 	st      *store.Store
-	regions *blob.Regions
+	regions Stores
 	log     *slog.Logger
 }
 
-// New returns the references kept in st to the blobs of regions.
-func New(st *store.Store, regions *blob.Regions, log *slog.Logger) *Refs {
+// New returns the references kept in st to the blobs of stores.
+func New(st *store.Store, stores Stores, log *slog.Logger) *Refs {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Refs{st: st, regions: regions, log: log}
+	return &Refs{st: st, regions: stores, log: log}
 }
 
 // Acquire records, in tx, that holder uses the blob sum in region.
