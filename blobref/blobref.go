@@ -131,10 +131,10 @@ func (r *Refs) collect(ctx context.Context, region, sum string) {
 }
 
 // Sweep puts the references and the stores right after a crash: it drops
-// the references of holders not in live, then removes from every region's
+// the references of holders live says are gone, then removes from every
 // store the copies in progress and the blobs no reference names. Call it
 // when nothing is distributing (at start, before any run).
-func (r *Refs) Sweep(ctx context.Context, live map[string]bool) error {
+func (r *Refs) Sweep(ctx context.Context, live func(holder string) bool) error {
 	referenced := map[string]map[string]bool{} // region → sums
 	err := r.st.Update(ctx, func(tx *store.Tx) error {
 		docs, err := tx.List(ctx, store.Query{Type: Type})
@@ -146,7 +146,7 @@ func (r *Refs) Sweep(ctx context.Context, live map[string]bool) error {
 			if err := json.Unmarshal(d.Body, &rf); err != nil {
 				return fmt.Errorf("decode %s: %w", d.ID, err)
 			}
-			held := slices.DeleteFunc(slices.Clone(rf.Holders), func(h string) bool { return !live[h] })
+			held := slices.DeleteFunc(slices.Clone(rf.Holders), func(h string) bool { return !live(h) })
 			switch {
 			case len(held) == 0:
 				if err := tx.Delete(ctx, rf.ID); err != nil {

@@ -3,13 +3,15 @@ package resource
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/goldsmith-dev/goldsmith/store"
 )
 
 // Sweep puts right what a killed server can leave of the resources. Call it
-// at start, after the queue's recovery (so no run is in progress) and
-// before the queue runs:
+// at start, after the queue's recovery (so no run of this node is in
+// progress; other nodes' runs may be, and keep what they hold) and before
+// the queue runs:
 //
 //   - gallery image versions still Creating (their replication died with
 //     the server) are removed;
@@ -20,7 +22,7 @@ import (
 //
 // The runs' scratch space is package runner's to sweep.
 func (s *Service) Sweep(ctx context.Context) error {
-	holders, disks := map[string]bool{}, map[string]bool{}
+	holders, disks, active := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		versions, _, err := list[Resource](ctx, tx, TypeGalleryImageVersion, "", Page{})
 		if err != nil {
@@ -49,6 +51,15 @@ func (s *Service) Sweep(ctx context.Context) error {
 				}
 			}
 		}
+		runs, err := s.Runs(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, r := range runs {
+			if r.Active() {
+				active[r.RunID] = true
+			}
+		}
 		// A template holds its staged files; one being submitted (perhaps
 		// by another node) holds those it is staging.
 		templates, _, err := list[ImageTemplate](ctx, tx, TypeImageTemplate, "", Page{})
@@ -65,7 +76,14 @@ func (s *Service) Sweep(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sweep: %w", err)
 	}
-	if err := s.refs.Sweep(ctx, holders); err != nil {
+	// A run in progress (on another node sharing the database) holds what
+	// it is publishing before the resource that will hold it exists: its
+	// holders end in "#" and its runId.
+	live := func(h string) bool {
+		i := strings.LastIndex(h, "#")
+		return holders[h] || (i >= 0 && active[h[i+1:]])
+	}
+	if err := s.refs.Sweep(ctx, live); err != nil {
 		return err
 	}
 	return s.sweepCache(disks)
