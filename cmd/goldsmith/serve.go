@@ -60,6 +60,10 @@ type serveConfig struct {
 	// Regions served, each with its blob root (default DATA_DIR/regions/NAME);
 	// none: blob.DefaultRegionNames.
 	Regions []blob.Region `json:"regions"`
+	// Staging is the bucket of the staging store (files templates
+	// reference, VHD outputs); default: beside the first bucket region's
+	// blobs, else DATA_DIR/staging/.blobs (see blob.StagingS3).
+	Staging *blob.S3Config `json:"staging"`
 	// Tenant is the tenant id of the token endpoint (default
 	// identity.DefaultTenant).
 	Tenant string `json:"tenant"`
@@ -325,6 +329,11 @@ func openNode(ctx context.Context, stdout, stderr io.Writer, f nodeFlags) (*node
 	}
 	cfg := server.Config{DataDir: dir, Database: f.database, Workers: f.workers, APIOnly: f.workers == 0, Executor: f.executor, Regions: regions,
 		MaxISOBytes: f.maxISOGiB << 30, Tenant: conf.Tenant, Logger: log, QueueLease: f.queueLease}
+	if c := blob.StagingS3(conf.Staging, conf.Regions); c != nil {
+		if cfg.Staging, err = blob.NewS3(ctx, *c, os.Getenv); err != nil {
+			return nil, fmt.Errorf("staging store: %w", err)
+		}
+	}
 	if f.executor == nil && f.workers > 0 {
 		builderDir := dir
 		if f.builderDir != "" {
