@@ -70,6 +70,24 @@ type serveConfig struct {
 	TLSNames []string `json:"tlsNames"`
 }
 
+// stores opens the regions' stores and the staging store (nil: the local
+// default), as every node of a site (serve, worker) must see them.
+func (c serveConfig) stores(ctx context.Context, dir string) (*blob.Regions, blob.Store, error) {
+	regions, err := blob.OpenRegions(ctx, filepath.Join(dir, "regions"), c.Regions)
+	if err != nil {
+		return nil, nil, err
+	}
+	sc := blob.StagingS3(c.Staging, c.Regions)
+	if sc == nil {
+		return regions, nil, nil
+	}
+	staging, err := blob.NewS3(ctx, *sc, os.Getenv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("staging store: %w", err)
+	}
+	return regions, staging, nil
+}
+
 // readServeConfig reads the config file; a missing default file is no config.
 func readServeConfig(dir, configPath string) (serveConfig, error) {
 	var c serveConfig
@@ -176,17 +194,12 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	if err != nil {
 		return err
 	}
-	regions, err := blob.OpenRegions(ctx, filepath.Join(dir, "regions"), conf.Regions)
+	regions, staging, err := conf.stores(ctx, dir)
 	if err != nil {
 		return err
 	}
 	cfg := server.Config{DataDir: dir, Database: f.database, Workers: f.workers, Executor: f.executor, Regions: regions,
-		MaxISOBytes: f.maxISOGiB << 30, Tenant: conf.Tenant, Logger: log}
-	if c := blob.StagingS3(conf.Staging, conf.Regions); c != nil {
-		if cfg.Staging, err = blob.NewS3(ctx, *c, os.Getenv); err != nil {
-			return fmt.Errorf("staging store: %w", err)
-		}
-	}
+		Staging: staging, MaxISOBytes: f.maxISOGiB << 30, Tenant: conf.Tenant, Logger: log}
 	if f.executor == nil {
 		builderDir := dir
 		if f.builderDir != "" {
