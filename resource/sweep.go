@@ -3,6 +3,8 @@ package resource
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/goldsmith-dev/goldsmith/store"
@@ -18,7 +20,8 @@ import (
 //   - blob references whose holder no longer holds them are dropped, and
 //     blobs no reference names, and copies in progress, are removed from
 //     every region's store and the staging store (package blobref);
-//   - local copies of stored disks no image or version has are removed.
+//   - local copies of stored disks no image or version has, and
+//     interrupted downloads of submissions, are removed.
 //
 // The runs' scratch space is package runner's to sweep.
 func (s *Service) Sweep(ctx context.Context) error {
@@ -86,7 +89,25 @@ func (s *Service) Sweep(ctx context.Context) error {
 	if err := s.refs.Sweep(ctx, live); err != nil {
 		return err
 	}
+	// Downloads of this node's submissions a crash interrupted (they are
+	// retried from the start).
+	if err := removeEntries(s.abs("downloads")); err != nil {
+		return fmt.Errorf("sweep downloads: %w", err)
+	}
 	return s.sweepCache(disks)
+}
+
+func removeEntries(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sweepCache removes the local copies of stored disks no image or gallery

@@ -24,6 +24,7 @@ func (runQueue) Cancel(context.Context, *store.Tx, int64) (bool, error)         
 // TestSweepKeepsActiveRuns: a node starting while another node's run
 // publishes (the run holds its VHD before its runOutput exists) must not
 // sweep the blob; once the run has ended without recording it, it goes.
+// The node's own interrupted downloads go at once.
 func TestSweepKeepsActiveRuns(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -62,6 +63,13 @@ func TestSweepKeepsActiveRuns(t *testing.T) {
 	if _, err := s.staging.Put(ctx, sum, p, blob.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	left := filepath.Join(dir, "downloads", "submit-1", "000-setup.sh")
+	if err := os.MkdirAll(filepath.Dir(left), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(left, []byte("echo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name  string
 		ended bool
@@ -83,6 +91,9 @@ func TestSweepKeepsActiveRuns(t *testing.T) {
 			}
 			if _, ok, err := s.staging.Stat(sum); ok != tc.kept || err != nil {
 				t.Fatalf("after the sweep the VHD exists = %v (%v), want %v", ok, err, tc.kept)
+			}
+			if entries, err := os.ReadDir(filepath.Join(dir, "downloads")); len(entries) != 0 || err != nil {
+				t.Fatalf("downloads/ holds %d entries after the sweep (%v)", len(entries), err)
 			}
 		})
 	}

@@ -72,6 +72,24 @@ type serveConfig struct {
 	TLSNames []string `json:"tlsNames"`
 }
 
+// stores opens the regions' stores and the staging store (nil: the local
+// default), as every node of a site (serve, worker) must see them.
+func (c serveConfig) stores(ctx context.Context, dir string) (*blob.Regions, blob.Store, error) {
+	regions, err := blob.OpenRegions(ctx, filepath.Join(dir, "regions"), c.Regions)
+	if err != nil {
+		return nil, nil, err
+	}
+	sc := blob.StagingS3(c.Staging, c.Regions)
+	if sc == nil {
+		return regions, nil, nil
+	}
+	staging, err := blob.NewS3(ctx, *sc, os.Getenv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("staging store: %w", err)
+	}
+	return regions, staging, nil
+}
+
 // readServeConfig reads the config file; a missing default file is no config.
 func readServeConfig(dir, configPath string) (serveConfig, error) {
 	var c serveConfig
@@ -323,17 +341,12 @@ func openNode(ctx context.Context, stdout, stderr io.Writer, f nodeFlags) (*node
 	if err != nil {
 		return nil, err
 	}
-	regions, err := blob.OpenRegions(ctx, filepath.Join(dir, "regions"), conf.Regions)
+	regions, staging, err := conf.stores(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
 	cfg := server.Config{DataDir: dir, Database: f.database, Workers: f.workers, APIOnly: f.workers == 0, Executor: f.executor, Regions: regions,
-		MaxISOBytes: f.maxISOGiB << 30, Tenant: conf.Tenant, Logger: log, QueueLease: f.queueLease}
-	if c := blob.StagingS3(conf.Staging, conf.Regions); c != nil {
-		if cfg.Staging, err = blob.NewS3(ctx, *c, os.Getenv); err != nil {
-			return nil, fmt.Errorf("staging store: %w", err)
-		}
-	}
+		Staging: staging, MaxISOBytes: f.maxISOGiB << 30, Tenant: conf.Tenant, Logger: log, QueueLease: f.queueLease}
 	if f.executor == nil && f.workers > 0 {
 		builderDir := dir
 		if f.builderDir != "" {
