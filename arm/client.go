@@ -400,12 +400,41 @@ func (c *Client) Disk(ctx context.Context, id, region string) (*Disk, error) {
 	if region != "" {
 		u += "?region=" + url.QueryEscape(region)
 	}
-	resp, err := c.stream(ctx, u)
+	// A disk in a bucket region answers 307 to a presigned GET of the
+	// object store: the disk's headers are on the redirect, and the
+	// bearer token stays with goldsmith.
+	req, err := c.newRequest(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
+	hc := *c.http()
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	h := resp.Header
+	if resp.StatusCode == http.StatusTemporaryRedirect {
+		resp.Body.Close()
+		loc, err := resp.Location()
+		if err != nil {
+			return nil, fmt.Errorf("disk redirect: %w", err)
+		}
+		get, err := http.NewRequestWithContext(ctx, http.MethodGet, loc.String(), nil)
+		if err != nil {
+			return nil, err
+		}
+		if resp, err = c.http().Do(get); err != nil {
+			return nil, err
+		}
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return nil, decodeAPIError(resp.StatusCode, data)
+	}
 	var vsize int64
-	fmt.Sscan(resp.Header.Get("X-Goldsmith-Disk-Virtual-Size"), &vsize)
-	return &Disk{Body: resp.Body, Format: resp.Header.Get("X-Goldsmith-Disk-Format"), SHA256: resp.Header.Get("X-Goldsmith-Disk-SHA256"),
-		Region: resp.Header.Get("X-Goldsmith-Disk-Region"), VirtualSize: vsize, Size: resp.ContentLength}, nil
+	fmt.Sscan(h.Get("X-Goldsmith-Disk-Virtual-Size"), &vsize)
+	return &Disk{Body: resp.Body, Format: h.Get("X-Goldsmith-Disk-Format"), SHA256: h.Get("X-Goldsmith-Disk-SHA256"),
+		Region: h.Get("X-Goldsmith-Disk-Region"), VirtualSize: vsize, Size: resp.ContentLength}, nil
 }
