@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -80,6 +81,9 @@ type child struct {
 	cmd  *exec.Cmd
 	name string // a worker's queue name, a replica's URL
 	done chan struct{}
+	// The first service principal, if this replica made it (its first
+	// start prints it).
+	clientID, secret string
 }
 
 // start starts the process name (serve0, serve1, worker0, worker1) and
@@ -120,6 +124,12 @@ func (f *fleet) start(name string) *child {
 		for sc.Scan() {
 			line := sc.Text()
 			fmt.Fprintln(logf, "stdout:", line)
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "client id:"); ok {
+				c.clientID = strings.TrimSpace(v)
+			}
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "secret:"); ok {
+				c.secret = strings.TrimSpace(v)
+			}
 			if rest, ok := strings.CutPrefix(line, "goldsmith serving "); ok {
 				ready <- strings.Fields(rest)[0]
 			}
@@ -284,6 +294,25 @@ func TestFleet(t *testing.T) {
 	}
 	if len(ws) != 4 {
 		t.Errorf("workers list has %d entries, want 4 (2 workers, 2 API nodes): %+v", len(ws), ws)
+	}
+
+	// A token one replica issued works on the other: the signing key is
+	// the database's, not a replica's.
+	var clientID, secret string
+	for _, n := range []string{"serve0", "serve1"} {
+		if c := f.procs[n]; c.clientID != "" {
+			clientID, secret = c.clientID, c.secret
+		}
+	}
+	if clientID == "" {
+		t.Fatal("no replica printed the first service principal")
+	}
+	for i := range 2 {
+		tok := issueToken(t, f.procs[names[i]].name, clientID, secret)
+		other := &arm.Client{BaseURL: f.procs[names[1-i]].name, Token: tok}
+		if _, err := other.Workers(ctx); err != nil {
+			t.Errorf("a token %s issued, used on %s: %v", names[i], names[1-i], err)
+		}
 	}
 
 	// Four templates, two through each replica, run at once.
@@ -453,6 +482,24 @@ func TestFleet(t *testing.T) {
 		t.Errorf("a run after the restart: %+v %v", o, err)
 	}
 	checkOutputs(t, ctx, replicas[1], replicas[0], victimRuns[0])
+}
+
+// issueToken gets an access token from a replica's token endpoint.
+func issueToken(t *testing.T, base, clientID, secret string) string {
+	t.Helper()
+	resp, err := http.PostForm(base+"/adfs/oauth2/token", url.Values{"grant_type": {"client_credentials"},
+		"client_id": {clientID}, "client_secret": {secret}, "resource": {"https://management.azure.com/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != http.StatusOK || v.AccessToken == "" {
+		t.Fatalf("token from %s: %s %v", base, resp.Status, err)
+	}
+	return v.AccessToken
 }
 
 func imageID(name string) string {
