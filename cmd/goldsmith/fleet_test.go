@@ -470,7 +470,7 @@ func TestFleet(t *testing.T) {
 	// The images of the first round, and a new run of a template whose run
 	// was interrupted.
 	for i, name := range tmpls {
-		if _, err := via(i + 1).Disk(ctx, imageID(name), ""); err != nil {
+		if _, err := via(i+1).Disk(ctx, imageID(name), ""); err != nil {
 			t.Errorf("%s's image after the restart: %v", name, err)
 		}
 	}
@@ -610,4 +610,3 @@ func tail(s string, lines int) string {
 	}
 	return strings.Join(l, "\n")
 }
-
