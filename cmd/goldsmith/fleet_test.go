@@ -73,6 +73,7 @@ type fleet struct {
 	database string
 	config   string
 	dirs     map[string]string // process name -> data directory
+	standIn  bool              // the builds run on the stand-in executor
 	logs     string            // the children's stderr files
 	procs    map[string]*child
 }
@@ -95,9 +96,13 @@ func (f *fleet) start(name string) *child {
 	if strings.HasPrefix(name, "serve") {
 		args = []string{"serve", "--workers", "0", "--listen", "127.0.0.1:0"}
 	} else {
-		// Two builds each, whatever this machine holds: the stand-in boots
-		// no VM (the real engine's variant says the same: it is a test).
-		args = []string{"worker", "--capacity", "2", "--force-capacity"}
+		// The stand-in boots no VM: two builds each, whatever this machine
+		// holds, so the four runs go at once. The real engine's variant
+		// runs what the machine holds.
+		args = []string{"worker"}
+		if f.standIn {
+			args = append(args, "--capacity", "2", "--force-capacity")
+		}
 	}
 	args = append(args, "--database", f.database, "--data-dir", f.dirs[name], "--config", f.config, "--log-level", "info")
 	encoded, _ := json.Marshal(args)
@@ -230,7 +235,7 @@ func TestFleet(t *testing.T) {
 		// A short lease: a dead worker's runs are reported within seconds.
 		env: []string{"GOLDSMITH_TOKEN=" + fleetToken, "GOLDSMITH_FLEET_LEASE=4s"}}
 	buildTime, budget := 6*time.Second, time.Minute
-	if testing.Short() {
+	if f.standIn = testing.Short(); f.standIn {
 		f.env = append(f.env, "GOLDSMITH_FLEET_BUILD_TIME="+buildTime.String())
 	} else {
 		f.env = append(f.env, "GOLDSMITH_FLEET_BUILDER_DIR="+realEngineDir(t))
@@ -288,8 +293,8 @@ func TestFleet(t *testing.T) {
 		capacity[w.Owner] = w.Capacity
 	}
 	for w := range workers {
-		if capacity[w] != 2 {
-			t.Errorf("workers list %+v: want %s with capacity 2", ws, w)
+		if capacity[w] < 1 || f.standIn && capacity[w] != 2 {
+			t.Errorf("workers list %+v: want %s with capacity 2 (stand-in) or what the machine holds", ws, w)
 		}
 	}
 	if len(ws) != 4 {
@@ -376,7 +381,10 @@ func TestFleet(t *testing.T) {
 		return false
 	})
 	var vmPids []int
+	// The stand-in's build process, or the engine's QEMU (in scratch/).
 	pidFiles, _ := filepath.Glob(filepath.Join(f.dirs[victim], "work", "*", "*.pid"))
+	more, _ := filepath.Glob(filepath.Join(f.dirs[victim], "work", "*", "*", "*.pid"))
+	pidFiles = append(pidFiles, more...)
 	for _, p := range pidFiles {
 		if pid, err := machine.ReadPIDFile(p); err == nil {
 			vmPids = append(vmPids, pid)
@@ -393,6 +401,16 @@ func TestFleet(t *testing.T) {
 			t.Fatalf("build process %d died with its worker: the test would prove nothing", pid)
 		}
 	}
+	waitUntil(t, "a run of the killed worker to be reported interrupted", time.Minute, func() bool {
+		for i, name := range tmpls {
+			tm, err := via(i).GetTemplate(ctx, "fleet", name)
+			if lrs := tm.Properties.LastRunStatus; err == nil && lrs != nil && lrs.RunState == "Failed" && strings.Contains(lrs.Message, victimName) {
+				return true
+			}
+		}
+		return false
+	})
+	took := time.Since(killed)
 	for i, name := range tmpls {
 		o, err := via(i+1).Wait(ctx, ops[i], nil)
 		if err != nil {
@@ -418,12 +436,11 @@ func TestFleet(t *testing.T) {
 			t.Errorf("%s's run on the other worker: %+v %v", name, o, lrs)
 		}
 	}
-	took := time.Since(killed)
 	t.Logf("the killed worker's runs %v were reported interrupted within %v of the kill (lease 4 s)", victimRuns, took.Round(100*time.Millisecond))
 	if len(victimRuns) == 0 {
 		t.Fatal("no run was on the killed worker")
 	}
-	if took > 20*time.Second+buildTime {
+	if took > 15*time.Second {
 		t.Errorf("the dead worker's runs were reported after %v, want within about the lease (4 s) and a heartbeat", took)
 	}
 	f.start(victim)
@@ -470,9 +487,12 @@ func TestFleet(t *testing.T) {
 	// The images of the first round, and a new run of a template whose run
 	// was interrupted.
 	for i, name := range tmpls {
-		if _, err := via(i+1).Disk(ctx, imageID(name), ""); err != nil {
+		d, err := via(i+1).Disk(ctx, imageID(name), "")
+		if err != nil {
 			t.Errorf("%s's image after the restart: %v", name, err)
+			continue
 		}
+		d.Body.Close()
 	}
 	op, err := replicas[1].Run(ctx, "fleet", victimRuns[0])
 	if err != nil {
