@@ -120,7 +120,9 @@ api-version, with resource groups, Microsoft.Compute images, galleries, image
 definitions and versions, and user-assigned identities around them), keeps its
 state in SQLite under --data-dir (or in PostgreSQL with --database
 postgres://...) and runs builds with --workers in-process workers. Official Azure SDKs and the az CLI work against it when pointed at
-its URL.
+its URL. With --workers 0 (PostgreSQL only) it is an API-only node: it runs no
+jobs, and "goldsmith worker" processes on the same database build (see
+docs/FLEET.md); several such replicas may serve one database.
 
 Every request needs "Authorization: Bearer TOKEN": a token the token endpoint
 (POST /adfs/oauth2/token, client_credentials) issued to a service principal
