@@ -3,17 +3,20 @@ package console
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/goldsmith-dev/goldsmith/identity"
 	"github.com/goldsmith-dev/goldsmith/resource"
+	"github.com/goldsmith-dev/goldsmith/store"
 )
 
 // cookieName is the session cookie. The cookie holds only a random session
@@ -23,21 +26,30 @@ const cookieName = "goldsmith_session"
 // session is one signed-in browser.
 type session struct {
 	id    string
-	csrf  string
-	token string // the credential signed in with, checked again on every request
-	until time.Time
+	CSRF  string    `json:"csrf"`
+	Token string    `json:"token"` // the credential signed in with, checked again on every request
+	Until time.Time `json:"until"`
 }
 
-// sessions are kept in memory: a restarted server asks to sign in again.
+// Sessions are documents in the store, so that every replica of the API
+// serving one database knows every session (a browser may reach any of
+// them); the document is named by a hash of the session id, which only
+// the cookie holds.
+const sessionType = "goldsmith/console-session"
+
 type sessions struct {
-	mu  sync.Mutex
-	m   map[string]*session
+	st  *store.Store
 	ttl time.Duration
 	now func() time.Time
 }
 
-func newSessions(ttl time.Duration, now func() time.Time) *sessions {
-	return &sessions{m: map[string]*session{}, ttl: ttl, now: now}
+func newSessions(st *store.Store, ttl time.Duration, now func() time.Time) *sessions {
+	return &sessions{st: st, ttl: ttl, now: now}
+}
+
+func sessionDoc(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return "/goldsmith/console/sessions/" + hex.EncodeToString(sum[:])
 }
 
 func randomHex(n int) string {
@@ -46,41 +58,57 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func (s *sessions) create(token string, until time.Time) *session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// create starts a session, and ends the expired ones.
+func (s *sessions) create(ctx context.Context, token string, until time.Time) (*session, error) {
 	now := s.now()
-	for id, se := range s.m {
-		if now.After(se.until) {
-			delete(s.m, id)
-		}
-	}
 	if max := now.Add(s.ttl); until.IsZero() || until.After(max) {
 		until = max
 	}
-	se := &session{id: randomHex(32), csrf: randomHex(32), token: token, until: until}
-	s.m[se.id] = se
-	return se
+	se := &session{id: randomHex(32), CSRF: randomHex(32), Token: token, Until: until}
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		docs, err := tx.List(ctx, store.Query{Type: sessionType})
+		if err != nil {
+			return err
+		}
+		for _, d := range docs {
+			var old session
+			if json.Unmarshal(d.Body, &old) != nil || now.After(old.Until) {
+				if err := tx.Delete(ctx, d.ID); err != nil {
+					return err
+				}
+			}
+		}
+		return tx.CreateJSON(ctx, sessionDoc(se.id), sessionType, se)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start a console session: %w", err)
+	}
+	return se, nil
 }
 
-func (s *sessions) get(id string) *session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	se := s.m[id]
-	if se == nil {
-		return nil
+// get finds a live session; nil when there is none.
+func (s *sessions) get(ctx context.Context, id string) (*session, error) {
+	var se session
+	err := s.st.View(ctx, func(tx *store.Tx) error { _, err := tx.GetJSON(ctx, sessionDoc(id), &se); return err })
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
 	}
-	if s.now().After(se.until) {
-		delete(s.m, id)
-		return nil
+	if err != nil {
+		return nil, fmt.Errorf("read the console session: %w", err)
 	}
-	return se
+	if s.now().After(se.Until) {
+		return nil, s.remove(ctx, id)
+	}
+	se.id = id
+	return &se, nil
 }
 
-func (s *sessions) remove(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, id)
+func (s *sessions) remove(ctx context.Context, id string) error {
+	err := s.st.Update(ctx, func(tx *store.Tx) error { return tx.Delete(ctx, sessionDoc(id)) })
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("end the console session: %w", err)
+	}
+	return nil
 }
 
 // request is one authenticated console request.
@@ -98,14 +126,20 @@ type request struct {
 func (c *Console) authenticate(w http.ResponseWriter, r *http.Request) (*request, bool) {
 	var se *session
 	if ck, err := r.Cookie(cookieName); err == nil {
-		se = c.sessions.get(ck.Value)
+		if se, err = c.sessions.get(r.Context(), ck.Value); err != nil {
+			c.log.Error("console: session", "err", err)
+			http.Error(w, "goldsmith could not read the session.", http.StatusInternalServerError)
+			return nil, false
+		}
 	}
 	if se != nil {
-		caller, err := c.auth.Authenticate(r.Context(), se.token)
+		caller, err := c.auth.Authenticate(r.Context(), se.Token)
 		if err == nil {
 			return &request{w: w, r: r, ctx: resource.WithActor(r.Context(), caller.Name), caller: caller, session: se}, true
 		}
-		c.sessions.remove(se.id)
+		if rerr := c.sessions.remove(r.Context(), se.id); rerr != nil {
+			c.log.Error("console: session", "err", rerr)
+		}
 		if !errors.Is(err, identity.ErrExpiredToken) && !errors.Is(err, identity.ErrInvalidToken) {
 			c.log.Error("console: check session credential", "err", err)
 		}
@@ -126,7 +160,7 @@ func (c *Console) checkCSRF(rq *request) bool {
 	if got == "" {
 		got = formValue(rq.r, "csrf")
 	}
-	if got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(rq.session.csrf)) == 1 && sameOrigin(rq.r) {
+	if got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(rq.session.CSRF)) == 1 && sameOrigin(rq.r) {
 		return true
 	}
 	c.render(rq.w, http.StatusForbidden, "error", page{Title: "Forbidden", Data: errorData{
@@ -204,9 +238,14 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		c.render(w, http.StatusUnauthorized, "signin", page{Title: "Sign in", Data: data})
 		return
 	}
-	se := c.sessions.create(token, until)
+	se, err := c.sessions.create(r.Context(), token, until)
+	if err != nil {
+		c.log.Error("console: sign in", "err", err)
+		http.Error(w, "goldsmith could not start the session.", http.StatusInternalServerError)
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: se.id, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
-		SameSite: http.SameSiteStrictMode, Expires: se.until})
+		SameSite: http.SameSiteStrictMode, Expires: se.Until})
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
@@ -216,7 +255,9 @@ func (c *Console) signOut(rq *request) {
 		c.methodNotAllowed(rq)
 		return
 	}
-	c.sessions.remove(rq.session.id)
+	if err := c.sessions.remove(rq.ctx, rq.session.id); err != nil {
+		c.log.Error("console: sign out", "err", err)
+	}
 	http.SetCookie(rq.w, &http.Cookie{Name: cookieName, Value: "", Path: "/", HttpOnly: true, Secure: rq.r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	http.Redirect(rq.w, rq.r, Prefix+"signin", http.StatusSeeOther)

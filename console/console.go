@@ -88,7 +88,7 @@ func New(o Options) (*Console, error) {
 	if ttl <= 0 {
 		ttl = 12 * time.Hour
 	}
-	c.sessions = newSessions(ttl, c.now)
+	c.sessions = newSessions(c.st, ttl, c.now)
 	var err error
 	if c.pages, err = parsePages(); err != nil {
 		return nil, err

@@ -697,3 +697,40 @@ func TestUpload(t *testing.T) {
 		t.Fatalf("upload: %s to %q", res.Status, res.Header.Get("Location"))
 	}
 }
+
+// TestSessionOnEveryReplica signs in through one console and uses the
+// session through another on the same database, as API replicas behind a
+// load balancer are used: the session is the store's, not a process's.
+// Signing out on the second ends it on the first.
+func TestSessionOnEveryReplica(t *testing.T) {
+	s := startSite(t, false, 200*time.Millisecond)
+	web, err := console.New(console.Options{Service: s.srv.Service(), Store: s.srv.Store(), Auth: s.srv.Authority(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := arm.New(arm.Options{Service: s.srv.Service(), Auth: s.srv.Authority(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(web.Handler(api))
+	t.Cleanup(hs.Close)
+	other := &site{url: hs.URL, srv: s.srv, http: hs}
+
+	b := s.browser(t)
+	b.signIn()
+	// The same cookies, sent to the other replica (another host:port, so
+	// copied by hand).
+	b2 := other.browser(t)
+	u, _ := url.Parse(s.url)
+	u2, _ := url.Parse(other.url)
+	b2.c.Jar.SetCookies(u2, b.c.Jar.Cookies(u))
+	if res, body := b2.get("/"); res.StatusCode != http.StatusOK || b2.csrf != b.csrf {
+		t.Fatalf("the session on the other replica: %s (csrf %q, want %q)\n%s", res.Status, b2.csrf, b.csrf, body)
+	}
+	if res, _ := b2.post("/console/signout", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign out on the other replica: %s", res.Status)
+	}
+	if res, _ := b.get("/"); res.StatusCode != http.StatusSeeOther || !strings.Contains(res.Header.Get("Location"), "signin") {
+		t.Errorf("after signing out on the other replica, the first answers %s %s; want a redirect to sign in", res.Status, res.Header.Get("Location"))
+	}
+}

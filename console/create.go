@@ -81,13 +81,13 @@ func (c *Console) newTemplate(rq *request) {
 			_ = json.NewEncoder(rq.w).Encode(map[string]any{"ok": ok != nil, "problems": d.Problems, "warnings": d.Warnings, "name": d.Name})
 			return
 		}
-		p := page{Title: "New image template", Nav: "new", CSRF: rq.session.csrf, Who: rq.caller.Name, Data: d}
+		p := page{Title: "New image template", Nav: "new", CSRF: rq.session.CSRF, Who: rq.caller.Name, Data: d}
 		c.render(rq.w, status, "new", p)
 		return
 	}
 	if err := c.ensureGroup(rq, ok.id, ok.location); err != nil {
 		d.Error = resource.AsError(err).Message
-		c.render(rq.w, http.StatusConflict, "new", page{Title: "New image template", Nav: "new", CSRF: rq.session.csrf, Who: rq.caller.Name, Data: d})
+		c.render(rq.w, http.StatusConflict, "new", page{Title: "New image template", Nav: "new", CSRF: rq.session.CSRF, Who: rq.caller.Name, Data: d})
 		return
 	}
 	t, _, err := c.svc.CreateTemplate(rq.ctx, ok.id, ok.body, ok.apiVersion)
@@ -97,7 +97,7 @@ func (c *Console) newTemplate(rq *request) {
 		for _, det := range e.Details {
 			d.Problems = append(d.Problems, template.Problem{Code: det.Code, Target: det.Target, Message: det.Message})
 		}
-		c.render(rq.w, http.StatusConflict, "new", page{Title: "New image template", Nav: "new", CSRF: rq.session.csrf, Who: rq.caller.Name, Data: d})
+		c.render(rq.w, http.StatusConflict, "new", page{Title: "New image template", Nav: "new", CSRF: rq.session.CSRF, Who: rq.caller.Name, Data: d})
 		return
 	}
 	http.Redirect(rq.w, rq.r, templateLink(t.ID), http.StatusSeeOther)

@@ -277,5 +277,5 @@ func (c *Console) templateAction(rq *request, id, action string) {
 		status = http.StatusInternalServerError
 		c.log.Error("console: "+action, "template", id, "err", err)
 	}
-	c.render(rq.w, status, "confirm", page{Title: words[0] + " " + d.T.Name + "?", Nav: "templates", CSRF: rq.session.csrf, Who: rq.caller.Name, Data: d})
+	c.render(rq.w, status, "confirm", page{Title: words[0] + " " + d.T.Name + "?", Nav: "templates", CSRF: rq.session.CSRF, Who: rq.caller.Name, Data: d})
 }

@@ -100,7 +100,7 @@ func (c *Console) renderBlock(w http.ResponseWriter, status int, name, block str
 
 // show renders a page for an authenticated request.
 func (c *Console) show(rq *request, name, nav, title string, live bool, data any) {
-	p := page{Title: title, Nav: nav, CSRF: rq.session.csrf, Who: rq.caller.Name, Live: live, Data: data}
+	p := page{Title: title, Nav: nav, CSRF: rq.session.CSRF, Who: rq.caller.Name, Live: live, Data: data}
 	if rq.r.Header.Get("X-Console-Fragment") != "" {
 		c.renderBlock(rq.w, http.StatusOK, name, "live", p)
 		return
@@ -109,7 +109,7 @@ func (c *Console) show(rq *request, name, nav, title string, live bool, data any
 }
 
 func (c *Console) fail(rq *request, status int, title, msg string) {
-	c.render(rq.w, status, "error", page{Title: title, CSRF: rq.session.csrf, Who: rq.caller.Name, Data: errorData{Message: msg}})
+	c.render(rq.w, status, "error", page{Title: title, CSRF: rq.session.CSRF, Who: rq.caller.Name, Data: errorData{Message: msg}})
 }
 
 func (c *Console) notFound(rq *request, msg string) {
