@@ -95,6 +95,8 @@ func TestClientCommands(t *testing.T) {
 		{"template show after delete", []string{"template", "show", "web", "-g", "rg1"}, exitFailure, nil, []string{"ResourceNotFound"}},
 		{"no resource group", []string{"template", "show", "web"}, exitUsage, nil, []string{"--resource-group (-g) is required"}},
 		{"bad output", []string{"template", "ls", "-o", "yaml"}, exitUsage, nil, []string{"--output must be table or json"}},
+		// One process, its two workers: the server's own heartbeat.
+		{"workers", []string{"workers"}, exitOK, []string{"NAME", "NODE", "CAPACITY", "RUNNING", "STATE", "HEARTBEAT", "2", "0", "alive", "ago"}, nil},
 	}
 	for _, st := range steps {
 		code, stdout, stderr := runCLI(t, append(st.args, "--server", url)...)
