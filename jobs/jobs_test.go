@@ -470,3 +470,58 @@ func TestConcurrentStarts(t *testing.T) {
 		})
 	}
 }
+
+// TestWorkersList: a worker's heartbeat says its capacity and how many jobs
+// it runs; an API-only queue's says 0; a stopped worker leaves the list.
+func TestWorkersList(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		q := newQueue(t, st, Options{Owner: "builder", Node: "host:/data", Workers: 3, Heartbeat: 20 * time.Millisecond})
+		release := make(chan struct{})
+		started := make(chan Job, 2)
+		q.Handle("hold", &recorder{started: started, work: func(ctx context.Context, j Job) error {
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}})
+		api := newQueue(t, st, Options{Owner: "api", Workers: 0, Heartbeat: 20 * time.Millisecond})
+		start(t, api)
+		stop := start(t, q)
+		for range 2 {
+			enqueue(t, st, q, NewJob{Kind: "hold"})
+		}
+		<-started
+		<-started
+		var ws []Worker
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var err error
+			if ws, err = api.Workers(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]Worker{}
+			for _, w := range ws {
+				got[w.Owner] = w
+			}
+			b, a := got["builder"], got["api"]
+			if b.Capacity == 3 && b.Running == 2 && b.Node == "host:/data" && b.Alive && a.Capacity == 0 && a.Alive && len(ws) == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("workers %+v; want builder with capacity 3 running 2, and api with capacity 0", ws)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		close(release)
+		stop()
+		ws, err := api.Workers(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ws) != 1 || ws[0].Owner != "api" {
+			t.Errorf("workers after the builder stopped: %+v", ws)
+		}
+	})
+}
