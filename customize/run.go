@@ -57,6 +57,11 @@ type Options struct {
 	// guest up and idle (after a reboot the step caused); an error stops
 	// the run. The build takes its layers here.
 	AfterStep func(context.Context, Step) error
+	// PowerOff (Generalize only): once generalized, the guest's own
+	// generalize script asks systemd to power off, as the hypervisor's power
+	// button would (GeneralizeResult.PoweringOff says whether it did); the
+	// caller then only waits for the VM to stop.
+	PowerOff bool
 }
 
 func (o *Options) rebootTimeout() time.Duration {
