@@ -17,7 +17,6 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/internal/shellquote"
 )
 
@@ -137,6 +136,12 @@ func (v *VM) Checkpoint(ctx context.Context, c Checkpoint) (Saved, error) {
 		if v.ramFile != "" {
 			// The memory is not in the state: save its file, while the
 			// guest is paused.
+			if err := v.waitShadow(); err != nil {
+				v.log.Warn("no shadow of the restored memory: saving it whole", "err", err)
+				v.mu.Lock()
+				v.shadowOf = nil
+				v.mu.Unlock()
+			}
 			v.mu.Lock()
 			haveShadow := v.shadowOf == inst
 			v.shadowOf = nil
@@ -376,6 +381,7 @@ func (v *VM) prepareRAM(ctx context.Context, restore bool) error {
 	if v.ramFile == "" {
 		return nil
 	}
+	_ = v.waitShadow() // an earlier attempt's
 	if err := os.Remove(v.ramFile); err != nil && !os.IsNotExist(err) {
 		return err
 	}
@@ -389,11 +395,39 @@ func (v *VM) prepareRAM(ctx context.Context, restore bool) error {
 	if err := loadMemory(ctx, v.ramFile, files); err != nil {
 		return fmt.Errorf("restore the guest's memory: %w", err)
 	}
-	// The next checkpoint saves only what changed from here.
-	if err := disk.CloneSparse(ctx, v.shadowFile(), v.ramFile); err != nil {
-		return fmt.Errorf("restore the guest's memory: %w", err)
-	}
+	// The next checkpoint saves only what changed from here, so it needs
+	// the memory as restored: laid from the same files, in the background
+	// (it is a second copy of hundreds of MiB, and the guest is not
+	// waiting for it).
+	done := make(chan struct{})
+	v.mu.Lock()
+	v.shadowDone, v.shadowErr = done, nil
+	v.mu.Unlock()
+	go func() {
+		defer close(done)
+		if err := loadMemory(v.superCtx, v.shadowFile(), files); err != nil {
+			os.Remove(v.shadowFile())
+			v.mu.Lock()
+			v.shadowErr = fmt.Errorf("shadow copy of the restored memory: %w", err)
+			v.mu.Unlock()
+		}
+	}()
 	return nil
+}
+
+// waitShadow waits for a shadow being laid in the background, if any, and
+// returns its error.
+func (v *VM) waitShadow() error {
+	v.mu.Lock()
+	done := v.shadowDone
+	v.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	<-done
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.shadowErr
 }
 
 // shadowFile holds the guest's memory as of its last checkpoint or restore

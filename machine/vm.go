@@ -187,6 +187,11 @@ type VM struct {
 	// shadowOf is the QEMU process whose memory shadowFile holds as of its
 	// last checkpoint or restore (nil: none).
 	shadowOf *instance
+	// shadowDone, when not nil, is closed once the shadow of a restore,
+	// laid in the background (see prepareRAM), is there or failed
+	// (shadowErr); a checkpoint waits for it.
+	shadowDone chan struct{}
+	shadowErr  error
 
 	clientKeyPEM []byte // the build user's private key, for ClientKeyFile
 	signer       ssh.Signer
@@ -799,6 +804,7 @@ func (v *VM) Close() error {
 		if v.superDone != nil {
 			<-v.superDone
 		}
+		_ = v.waitShadow()
 		if err := os.RemoveAll(v.dir); err != nil {
 			v.closeErr = fmt.Errorf("machine: removing %s: %w", v.dir, err)
 		}
