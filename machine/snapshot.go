@@ -289,6 +289,7 @@ func (v *VM) adopt(ctx context.Context, old Identity) error {
 	now := time.Now()
 	fmt.Fprintf(&in, "%d.%09d\n%s\n", now.Unix(), now.Nanosecond(), hex.EncodeToString(seed))
 	in.Write(ssh.MarshalAuthorizedKey(v.signer.PublicKey()))
+	in.Write(ssh.MarshalAuthorizedKey(v.hostPub))
 	in.Write(v.hostKeyPEM)
 	var out bytes.Buffer
 	code, err := c.run(wctx, adoptScript, &in, &out, &out)
@@ -312,28 +313,34 @@ func (v *VM) adopt(ctx context.Context, old Identity) error {
 }
 
 // adoptScript reads, from stdin: the time (seconds.nanoseconds since the
-// epoch), a hex seed, the new authorized_keys line, and the new PEM host
-// key. It runs as root (one sudo: each costs a fraction of a second under
-// emulation). sshd is told to reload so new connections see the new host
-// key; the session running this script survives the reload.
-const adoptScript = `sudo -n sh -c '
-set -eu
+// epoch), a hex seed, the new authorized_keys line, the new host public key
+// and the new PEM host key. The user's own key it writes itself; the rest
+// runs as root, in one sudo, with shell builtins wherever they do: every
+// process costs tens of milliseconds under emulation, sudo hundreds. sshd
+// is told to reload so new connections see the new host key; the session
+// running this script survives the reload. No connection comes in while
+// the files are written, so they are written in place.
+const adoptScript = `set -eu
 IFS= read -r now
 IFS= read -r seed
 IFS= read -r authkey
+umask 077
+printf '%s\n' "$authkey" >"$HOME/.ssh/authorized_keys"
+{ printf '%s\n%s\n' "$now" "$seed"; cat; } | sudo -n sh -c '
+set -eu
+IFS= read -r now
+IFS= read -r seed
+IFS= read -r hostpub
 hostkey=$(cat)
 date -u -s "@$now" >/dev/null
 printf "%s" "$seed" >/dev/urandom
-home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
 umask 077
-printf "%s\n" "$authkey" >"$home/.ssh/authorized_keys.new"
-chown "$SUDO_USER:" "$home/.ssh/authorized_keys.new"
-mv -f "$home/.ssh/authorized_keys.new" "$home/.ssh/authorized_keys"
-printf "%s\n" "$hostkey" >/etc/ssh/ssh_host_ed25519_key.new
-mv -f /etc/ssh/ssh_host_ed25519_key.new /etc/ssh/ssh_host_ed25519_key
-ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key >/etc/ssh/ssh_host_ed25519_key.pub
-if [ -r /run/sshd.pid ]; then kill -HUP "$(cat /run/sshd.pid)"; else systemctl reload ssh; fi
-'`
+printf "%s\n" "$hostkey" >/etc/ssh/ssh_host_ed25519_key
+umask 022
+printf "%s\n" "$hostpub" >/etc/ssh/ssh_host_ed25519_key.pub
+if [ -r /run/sshd.pid ]; then read -r pid </run/sshd.pid; kill -HUP "$pid"; else systemctl reload ssh; fi
+'
+`
 
 // Disk is the disk the VM writes to now (it changes at every checkpoint).
 func (v *VM) Disk() string {
