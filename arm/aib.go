@@ -205,14 +205,20 @@ func (s *Server) renderNested(rq *request, r resource.Resource) map[string]any {
 	return m
 }
 
-// blobURL turns a stored artifactUri into a signed download URL.
+// blobURL turns a stored artifactUri into an expiring download link: the
+// object store's presigned URL, or goldsmith's own signed URL (see
+// resource.Service.ArtifactLink). A link that cannot be made renders empty
+// and is logged.
 func (s *Server) blobURL(rq *request, uri string) string {
-	rel, ok := strings.CutPrefix(uri, resource.BlobScheme)
-	if !ok {
-		return uri
+	l, err := s.svc.ArtifactLink(rq.ctx, uri, s.blobTTL)
+	if err != nil {
+		s.log.Warn("make an artifactUri link", "uri", uri, "err", err)
+		return ""
 	}
-	rel, _, _ = strings.Cut(rel, "#")
-	return s.signBlobURL(rq, rel)
+	if l.Rel != "" {
+		return s.signBlobURL(rq, l.Rel)
+	}
+	return l.URL
 }
 
 func (s *Server) runOutputs(rq *request, p armPath, tmplID string) {

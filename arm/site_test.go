@@ -58,6 +58,8 @@ type siteOptions struct {
 	TLS bool
 	// Regions are the served regions and their stores (nil: the default).
 	Regions *blob.Regions
+	// Staging is the staging store (nil: local in DataDir).
+	Staging blob.Store
 }
 
 // openSite opens a server on o.DataDir, starts its queue and makes its API;
@@ -73,7 +75,7 @@ func openSite(ctx context.Context, o siteOptions) (*site, http.Handler, func(), 
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	srv, err := server.Open(ctx, server.Config{DataDir: o.DataDir, Database: o.Database, Workers: o.Workers, Executor: o.Executor,
-		Builder: o.Builder, Platform: o.Platform, Logger: o.Logger, HTTPClient: o.HTTPClient, Regions: o.Regions,
+		Builder: o.Builder, Platform: o.Platform, Logger: o.Logger, HTTPClient: o.HTTPClient, Regions: o.Regions, Staging: o.Staging,
 		StaticTokens: []string{"other-token", testToken}, QueuePoll: 50 * time.Millisecond, QueueLease: 5 * time.Second})
 	if err != nil {
 		return nil, nil, nil, err

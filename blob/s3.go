@@ -146,6 +146,9 @@ func s3Credentials(cfg S3Config, getenv func(string) string) (string, string, er
 // copy between each other on the server.
 func (s *S3) Endpoint() string { return s.endpoint }
 
+// Bucket is the store's bucket.
+func (s *S3) Bucket() string { return s.bucket }
+
 // String names the store.
 func (s *S3) String() string { return s.endpoint + "/" + s.bucket + "/" + s.prefix }
 

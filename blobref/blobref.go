@@ -1,8 +1,11 @@
 // Package blobref keeps the references to the blobs in the regions' stores
-// (package blob) and removes a blob once nothing refers to it.
+// and the staging store (package blob) and removes a blob once nothing
+// refers to it.
 //
 // A reference says that a holder (a managed image or gallery image version,
-// by a name its owner chooses) uses the blob with a sha256 in one region.
+// a template's staged files, a VHD runOutput, by a name its owner chooses)
+// uses the blob with a sha256 in one named store (a region, or the staging
+// store).
 // References are documents of type Type, changed in the same transaction as
 // the resources holding them; a blob is removed after the commit that drops
 // its last reference, under the store's per-blob lock, and only if no
@@ -38,19 +41,27 @@ func refID(region, sum string) string {
 	return "/goldsmith/blobs/" + strings.ToLower(region) + "/" + strings.ToLower(sum)
 }
 
-// Refs keeps the references to the blobs of a site's regions.
+// Stores are the blob stores references name: *blob.Regions, or the
+// regions and the staging store together.
+type Stores interface {
+	// Names lists every store, for Sweep.
+	Names() []string
+	Store(name string) (blob.Store, bool)
+}
+
+// Refs keeps the references to the blobs of a site's stores.
 type Refs struct {
 	st      *store.Store
-	regions *blob.Regions
+	regions Stores
 	log     *slog.Logger
 }
 
-// New returns the references kept in st to the blobs of regions.
-func New(st *store.Store, regions *blob.Regions, log *slog.Logger) *Refs {
+// New returns the references kept in st to the blobs of stores.
+func New(st *store.Store, stores Stores, log *slog.Logger) *Refs {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Refs{st: st, regions: regions, log: log}
+	return &Refs{st: st, regions: stores, log: log}
 }
 
 // Acquire records, in tx, that holder uses the blob sum in region.
@@ -120,10 +131,10 @@ func (r *Refs) collect(ctx context.Context, region, sum string) {
 }
 
 // Sweep puts the references and the stores right after a crash: it drops
-// the references of holders not in live, then removes from every region's
+// the references of holders live says are gone, then removes from every
 // store the copies in progress and the blobs no reference names. Call it
 // when nothing is distributing (at start, before any run).
-func (r *Refs) Sweep(ctx context.Context, live map[string]bool) error {
+func (r *Refs) Sweep(ctx context.Context, live func(holder string) bool) error {
 	referenced := map[string]map[string]bool{} // region → sums
 	err := r.st.Update(ctx, func(tx *store.Tx) error {
 		docs, err := tx.List(ctx, store.Query{Type: Type})
@@ -135,7 +146,7 @@ func (r *Refs) Sweep(ctx context.Context, live map[string]bool) error {
 			if err := json.Unmarshal(d.Body, &rf); err != nil {
 				return fmt.Errorf("decode %s: %w", d.ID, err)
 			}
-			held := slices.DeleteFunc(slices.Clone(rf.Holders), func(h string) bool { return !live[h] })
+			held := slices.DeleteFunc(slices.Clone(rf.Holders), func(h string) bool { return !live(h) })
 			switch {
 			case len(held) == 0:
 				if err := tx.Delete(ctx, rf.ID); err != nil {

@@ -163,7 +163,7 @@ func testSweep(t *testing.T, f *fixture) {
 		}
 		return nil
 	})
-	if err := f.refs.Sweep(ctx, map[string]bool{"image#1": true}); err != nil {
+	if err := f.refs.Sweep(ctx, func(h string) bool { return h == "image#1" }); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {

@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -163,22 +164,22 @@ func (c *Console) outputs(rq *request, r resource.Run, m *build.Manifest) []outp
 		row.State, _ = o.Properties["provisioningState"].(string)
 		row.ArtifactID, _ = o.Properties["artifactId"].(string)
 		if uri, _ := o.Properties["artifactUri"].(string); uri != "" {
-			row.Download = c.blobURL(uri)
+			row.Download = c.blobURL(rq.ctx, uri)
 		}
 	}
 	return rows
 }
 
-// blobURL turns a stored artifactUri into the API's signed download link
-// (a relative URL: the page and the API share the origin).
-func (c *Console) blobURL(uri string) string {
-	rel, ok := strings.CutPrefix(uri, resource.BlobScheme)
-	if !ok {
-		return uri
+// blobURL turns a stored artifactUri into an expiring download link, valid
+// an hour: the object store's presigned URL, or the API's signed download
+// link (a relative URL: the page and the API share the origin).
+func (c *Console) blobURL(ctx context.Context, uri string) string {
+	l, err := c.svc.ArtifactLink(ctx, uri, time.Hour)
+	if err != nil || l.Rel == "" {
+		return l.URL
 	}
-	rel, _, _ = strings.Cut(rel, "#")
-	q := c.svc.BlobSigner().Sign(rel, c.now().Add(time.Hour))
-	return "/goldsmith/v1/blobs/" + rel + "?" + q.Encode()
+	q := c.svc.BlobSigner().Sign(l.Rel, c.now().Add(time.Hour))
+	return "/goldsmith/v1/blobs/" + l.Rel + "?" + q.Encode()
 }
 
 // logTail reads the end of the run's log: at most logTailBytes, from a

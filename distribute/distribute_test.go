@@ -216,42 +216,6 @@ func sha(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-func TestPlaceVHD(t *testing.T) {
-	dir := t.TempDir()
-	raw, rawSum := rawDisk(t, dir, 3<<20)
-	vhd := filepath.Join(dir, "disk.vhd")
-	if err := disk.CopySparse(context.Background(), vhd, raw); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := disk.WriteFixedVHD(vhd); err != nil {
-		t.Fatal(err)
-	}
-	vhdSum, _, _ := disk.SHA256File(context.Background(), vhd)
-	tests := []struct {
-		name, src, sum string
-		ok             bool
-	}{
-		{"fixed VHD", vhd, vhdSum, true},
-		{"raw disk is refused", raw, rawSum, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dst := filepath.Join(t.TempDir(), "vhds", "out.vhd")
-			err := PlaceVHD(context.Background(), tt.src, tt.sum, dst)
-			if (err == nil) != tt.ok {
-				t.Fatalf("PlaceVHD: %v", err)
-			}
-			_, statErr := os.Stat(dst)
-			if (statErr == nil) != tt.ok {
-				t.Fatalf("dst exists = %v", statErr == nil)
-			}
-			if _, err := os.Stat(dst + ".partial"); err == nil {
-				t.Fatal("a partial file was left")
-			}
-		})
-	}
-}
-
 func TestExport(t *testing.T) {
 	if _, err := exec.LookPath("qemu-img"); err != nil {
 		t.Skip("qemu-img not installed")

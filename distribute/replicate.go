@@ -3,15 +3,12 @@ package distribute
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/goldsmith-dev/goldsmith/blob"
-	"github.com/goldsmith-dev/goldsmith/disk"
 )
 
 // Store is one region's blob store (a *blob.Dir or *blob.S3).
@@ -143,39 +140,4 @@ func putOne(ctx context.Context, src *Source, st Store) (blob.Placed, error) {
 		src.linked.Store(false) // not used: another region may link
 	}
 	return placed, err
-}
-
-// PlaceVHD puts the fixed VHD src at dst (hard link when possible, else a
-// sparse copy whose sha256 is checked) and checks its footer: a valid
-// fixed-disk footer and a virtual size that is a multiple of 1 MiB. The file
-// appears at dst only when all is well.
-func PlaceVHD(ctx context.Context, src, sum, dst string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return fmt.Errorf("place VHD: %w", err)
-	}
-	tmp := dst + ".partial"
-	os.Remove(tmp)
-	fail := func(err error) error {
-		os.Remove(tmp)
-		return fmt.Errorf("place VHD %s: %w", filepath.Base(dst), err)
-	}
-	if err := os.Link(src, tmp); err != nil {
-		if err := disk.CopySparse(ctx, tmp, src); err != nil {
-			return fail(err)
-		}
-		got, _, err := disk.SHA256File(ctx, tmp)
-		if err != nil {
-			return fail(err)
-		}
-		if !strings.EqualFold(got, sum) {
-			return fail(fmt.Errorf("%w: expected %s, the copy has %s", blob.ErrDigestMismatch, sum, got))
-		}
-	}
-	if _, err := disk.CheckFixedVHD(tmp); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return fail(err)
-	}
-	return nil
 }

@@ -10,18 +10,20 @@ package resource
 //     replicated into every target region's store in parallel, each copy's
 //     sha256 verified; while it replicates the version reads
 //     provisioningState Creating with per-region replicationStatus;
-//   - VHD: a fixed VHD in the staging group, downloaded through a signed URL.
+//   - VHD: a fixed VHD, a blob in the staging store (shared by every node),
+//     downloaded through an expiring link (see ArtifactLink).
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/build"
+	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/distribute"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
 	"github.com/goldsmith-dev/goldsmith/store"
@@ -29,8 +31,14 @@ import (
 )
 
 // BlobScheme prefixes a data-directory-relative path in a stored
-// artifactUri; the API turns it into a signed download URL.
+// artifactUri (VHDs published before the staging store); the API turns it
+// into a signed download URL.
 const BlobScheme = "goldsmith-blob:"
+
+// StagedScheme prefixes a VHD's stored artifactUri: the VHD's sha256 in
+// the staging store, then "/" and a file name. The API turns it into an
+// expiring link (see ArtifactLink).
+const StagedScheme = "goldsmith-staged:"
 
 // Publication is one build output on its way to one distribute target.
 type Publication struct {
@@ -55,6 +63,8 @@ func (p Publication) logf(format string, args ...any) {
 type Published struct {
 	ArtifactID  string
 	ArtifactURI string
+	// Artifact is the blob a VHD's runOutput holds in the staging store.
+	Artifact *Artifact
 }
 
 // Publish publishes one build output of run r of template t to its
@@ -79,12 +89,66 @@ func (s *Service) publishVHD(ctx context.Context, t ImageTemplate, r Run, p Publ
 	if !strings.EqualFold(p.Output.Format, "vhd") {
 		return fmt.Errorf("the build wrote a %s disk for a VHD target, not a fixed VHD", p.Output.Format)
 	}
-	rel := path.Join(s.stagingDir(t.ExactStagingResourceGroup), "vhds", SafeName(p.Target.RunOutputName)+"_"+r.RunID+".vhd")
-	if err := distribute.PlaceVHD(ctx, p.Output.Path, p.Output.SHA256, s.abs(rel)); err != nil {
+	if _, err := disk.CheckFixedVHD(p.Output.Path); err != nil {
 		return err
 	}
-	pub.ArtifactURI = BlobScheme + rel
+	holder := t.ID + "/runOutputs/" + p.Target.RunOutputName + "#" + r.RunID
+	art := &Artifact{Format: "vhd", SHA256: strings.ToLower(p.Output.SHA256), Size: p.Output.Size, Regions: []string{stagingStore}, Holder: holder}
+	// The reference first, then the blob (as for images): a release of the
+	// same bytes meanwhile cannot remove them once placed.
+	if err := s.st.Update(ctx, func(tx *store.Tx) error { return s.refs.Acquire(ctx, tx, stagingStore, art.SHA256, holder) }); err != nil {
+		return err
+	}
+	res := distribute.Replicate(ctx, p.Source, []distribute.Replica{{Region: stagingStore, Store: s.staging}}, nil)
+	if res[0].Err != nil {
+		if err := s.st.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error { return s.releaseArtifact(ctx, tx, art) }); err != nil {
+			return errors.Join(res[0].Err, err)
+		}
+		return res[0].Err
+	}
+	pub.ArtifactURI = StagedScheme + art.SHA256 + "/" + SafeName(p.Target.RunOutputName) + "_" + r.RunID + ".vhd"
+	pub.Artifact = art
 	return nil
+}
+
+// Link is how to download an artifactUri: a URL to hand out as it is
+// (an object store's presigned GET), or a data-directory-relative path
+// (Rel) for goldsmith's own signed download URL.
+type Link struct {
+	URL string
+	Rel string
+}
+
+// ArtifactLink turns a stored artifactUri into an expiring link, valid
+// for ttl. A VHD in a bucket gets the object store's presigned GET: the
+// GiBs go from the object store to the client, not through a goldsmith
+// node, and any node can hand it out; a VHD in a local staging store gets
+// goldsmith's signed proxy URL (Rel), as nothing else can reach it.
+func (s *Service) ArtifactLink(ctx context.Context, uri string, ttl time.Duration) (Link, error) {
+	if rel, ok := strings.CutPrefix(uri, BlobScheme); ok {
+		rel, _, _ = strings.Cut(rel, "#")
+		return Link{Rel: rel}, nil
+	}
+	rest, ok := strings.CutPrefix(uri, StagedScheme)
+	if !ok {
+		return Link{URL: uri}, nil
+	}
+	sum, _, _ := strings.Cut(rest, "/")
+	switch st := s.staging.(type) {
+	case *blob.S3:
+		u, err := st.PresignGet(ctx, sum, ttl)
+		if err != nil {
+			return Link{}, err
+		}
+		return Link{URL: u.String()}, nil
+	case *blob.Dir:
+		rel := s.rel(st.Path(sum))
+		if !strings.HasPrefix(rel, "staging/") {
+			return Link{}, fmt.Errorf("the local staging store %s is not under the data directory's staging/: goldsmith cannot serve its VHDs", st.Root())
+		}
+		return Link{Rel: rel}, nil
+	}
+	return Link{}, fmt.Errorf("the staging store is of an unknown kind")
 }
 
 func diskSizeGB(size int64) int {

@@ -94,6 +94,9 @@ func (s *Service) startRunTx(ctx context.Context, tx *store.Tx, t *ImageTemplate
 			return Run{}, err
 		}
 	}
+	if err := s.releaseDeleted(ctx, tx, outs); err != nil {
+		return Run{}, err
+	}
 	t.ActiveRun = r.RunID
 	t.LastRunStatus = &LastRunStatus{StartTime: r.StartTime, RunState: RunRunning, RunSubState: string(build.PhaseQueued)}
 	return r, nil
@@ -369,6 +372,14 @@ func (s *Service) EndRun(ctx context.Context, tx *store.Tx, runID string, end Ru
 			}
 			if o.Published.ArtifactURI != "" {
 				ro.Properties["artifactUri"] = o.Published.ArtifactURI
+			}
+			ro.Artifact = o.Published.Artifact
+			var old Resource
+			if _, err := tx.GetJSON(ctx, ro.ID, &old); err == nil && old.Artifact != nil &&
+				(ro.Artifact == nil || old.Artifact.Holder != ro.Artifact.Holder) {
+				if err := s.releaseArtifact(ctx, tx, old.Artifact); err != nil {
+					return false, err
+				}
 			}
 			if err := tx.PutJSON(ctx, ro.ID, TypeRunOutput, ro); err != nil {
 				return false, err

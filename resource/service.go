@@ -65,6 +65,11 @@ type Options struct {
 	// Regions are the regions served, each with its blob store; default
 	// blob.DefaultRegionNames with stores under DataDir/regions.
 	Regions *blob.Regions
+	// Staging is the content-addressed store of the files templates
+	// reference (downloaded at submission) and of VHD outputs, shared by
+	// every server and worker of a site (blob.StagingS3 says which bucket);
+	// nil: a local directory, DataDir/staging/.blobs, for one machine.
+	Staging blob.Store
 }
 
 // Service is the resource model's behaviour.
@@ -80,6 +85,10 @@ type Service struct {
 	now     func() time.Time
 	regions *blob.Regions
 	signer  *blob.Signer
+	staging blob.Store
+	// cache holds local copies of stored disks read from bucket regions, for
+	// builds to start from (see StoredDisk).
+	cache *blob.Dir
 }
 
 // New makes a Service and registers its job handlers (submissions and
@@ -93,11 +102,22 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "staging"), 0o700); err != nil {
-		return nil, fmt.Errorf("create staging: %w", err)
+	for _, d := range []string{"staging", "downloads"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
 	}
 	s := &Service{st: opts.Store, q: opts.Queue, runs: opts.Runs, dataDir: dir,
-		http: opts.HTTPClient, limits: download.Limits{ISO: opts.MaxISOBytes}, log: opts.Logger, now: opts.Now, regions: opts.Regions}
+		http: opts.HTTPClient, limits: download.Limits{ISO: opts.MaxISOBytes}, log: opts.Logger, now: opts.Now, regions: opts.Regions,
+		staging: opts.Staging}
+	if s.staging == nil {
+		if s.staging, err = blob.NewDir(filepath.Join(dir, localStagingStore)); err != nil {
+			return nil, err
+		}
+	}
+	if s.cache, err = blob.NewDir(filepath.Join(dir, "cache", "stored-disks")); err != nil {
+		return nil, err
+	}
 	if s.regions == nil {
 		if s.regions, err = blob.OpenRegions(context.Background(), filepath.Join(dir, "regions"), nil); err != nil {
 			return nil, err
@@ -119,7 +139,7 @@ func New(opts Options) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.refs = blobref.New(s.st, s.regions, s.log.With("component", "blobref"))
+	s.refs = blobref.New(s.st, stores{s.regions, s.staging}, s.log.With("component", "blobref"))
 	s.q.Handle(jobSubmit, submitHandler{s})
 	s.q.Handle(jobDelete, deleteHandler{s})
 	s.q.Handle(jobDeleteGroup, deleteGroupHandler{s})

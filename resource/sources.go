@@ -190,13 +190,24 @@ func (s *Service) StoredDisk(ctx context.Context, src template.Source) (source.S
 	if !ok {
 		return source.StoredDisk{}, fmt.Errorf("%s: %w", sourceCode(src), s.regions.Check(region))
 	}
-	dir, ok := st.(*blob.Dir)
-	if !ok {
-		return source.StoredDisk{}, fmt.Errorf("%s: the %s store is object storage: builds read a stored disk only from a local region store so far", sourceCode(src), region)
-	}
-	p := dir.Path(res.Artifact.SHA256)
-	if _, ok, err := st.Stat(res.Artifact.SHA256); err != nil || !ok {
+	sum := res.Artifact.SHA256
+	if _, ok, err := st.Stat(sum); err != nil || !ok {
 		return source.StoredDisk{}, fmt.Errorf("%s: the disk of %s is missing from the %s store (%v)", sourceCode(src), res.ID, region, err)
+	}
+	var p string
+	switch st := st.(type) {
+	case *blob.Dir:
+		p = st.Path(sum)
+	default:
+		// A bucket: the build reads a local copy (the disk backs the
+		// build's overlay), fetched once per node, its sha256 verified.
+		unlock := s.cache.Lock(sum)
+		_, err := blob.Copy(ctx, s.cache, st, sum)
+		unlock()
+		if err != nil {
+			return source.StoredDisk{}, fmt.Errorf("%s: fetch the disk of %s from the %s store: %w", sourceCode(src), res.ID, region, err)
+		}
+		p = s.cache.Path(sum)
 	}
 	os := template.OSLinux
 	if strings.EqualFold(res.Artifact.OSType, "windows") {

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 
+	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/download"
 	"github.com/goldsmith-dev/goldsmith/jobs"
 	"github.com/goldsmith-dev/goldsmith/resourceid"
@@ -17,14 +19,22 @@ import (
 )
 
 // stagingDir is the data-directory-relative directory holding a staging
-// group's files: downloads under files/, logs under packerlogs/{runId}/,
-// VHD outputs under vhds/.
+// group's logs, under packerlogs/{runId}/. (Its downloaded files and VHD
+// outputs are blobs in the staging store, shared by every node.) Its names
+// never start with a dot: staging/.blobs is the local staging store.
 func (s *Service) stagingDir(groupID string) string {
 	gid, err := resourceid.Parse(groupID)
 	if err != nil {
 		return path.Join("staging", "invalid", SafeName(groupID))
 	}
-	return path.Join("staging", SafeName(strings.ToLower(gid.Subscription)), SafeName(strings.ToLower(gid.ResourceGroup)))
+	name := func(s string) string {
+		n := SafeName(strings.ToLower(s))
+		if strings.HasPrefix(n, ".") {
+			n = "_" + n
+		}
+		return n
+	}
+	return path.Join("staging", name(gid.Subscription), name(gid.ResourceGroup))
 }
 
 // SafeName turns s into a name safe for one file in the data directory:
@@ -79,7 +89,6 @@ func (h submitHandler) Work(ctx context.Context, job jobs.Job) error {
 	}
 	files, err := s.stageFiles(ctx, t)
 	if err != nil {
-		s.removeFiles(path.Join(s.stagingDir(t.ExactStagingResourceGroup), "files"))
 		var pe *ProvisioningError
 		if errors.As(err, &pe) {
 			return s.failSubmission(ctx, job, p, pe)
@@ -93,7 +102,12 @@ func (h submitHandler) Work(ctx context.Context, job jobs.Job) error {
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
 		var cur ImageTemplate
 		if _, err := tx.GetJSON(ctx, t.ID, &cur); err != nil || cur.ProvisioningState != StateCreating {
+			// Deleted (or decided) meanwhile: its deletion did not know
+			// these files.
 			stale = true
+			if err := s.releaseStaged(ctx, tx, t.ID, files); err != nil {
+				return err
+			}
 			return s.q.Finish(ctx, tx, job)
 		}
 		cur.StagedFiles = files
@@ -111,7 +125,7 @@ func (h submitHandler) Work(ctx context.Context, job jobs.Job) error {
 		return s.succeedJob(ctx, tx, job, p.Operation)
 	})
 	if err == nil && stale {
-		s.removeFiles(path.Join(s.stagingDir(t.ExactStagingResourceGroup), "files"))
+		s.log.Info("a template was deleted while its files were staged", "template", t.ID)
 	}
 	return err
 }
@@ -293,47 +307,113 @@ func references(t *template.Template) []fileRef {
 	return refs
 }
 
-// stageFiles downloads every referenced file into the staging group with
-// package download's limits and checks its sha256. A failure is a
-// *ProvisioningError naming the URI (and for a checksum mismatch, the
-// expected and actual digests; for a cap, the limit).
+// stageFiles downloads every referenced file with package download's
+// limits, checks its sha256 and puts it in the staging store (under its
+// sha256, referenced by the template), where any node's run fetches it. A
+// failure is a *ProvisioningError naming the URI (and for a checksum
+// mismatch, the expected and actual digests; for a cap, the limit); the
+// references taken are dropped again.
 func (s *Service) stageFiles(ctx context.Context, t ImageTemplate) ([]StagedFile, error) {
-	dir := path.Join(s.stagingDir(t.ExactStagingResourceGroup), "files")
-	if err := os.MkdirAll(s.abs(dir), 0o700); err != nil {
-		return nil, fmt.Errorf("create staging directory: %w", err)
+	dir, err := os.MkdirTemp(s.abs("downloads"), "submit-")
+	if err != nil {
+		return nil, fmt.Errorf("create download directory: %w", err)
 	}
+	defer os.RemoveAll(dir)
+	staged, local, err := s.downloadFiles(ctx, t, dir)
+	if err != nil {
+		return nil, err
+	}
+	// The references first, then the blobs: another holder releasing the
+	// same bytes meanwhile then cannot remove the blob once it is placed.
+	err = s.st.Update(ctx, func(tx *store.Tx) error {
+		for _, f := range staged {
+			if err := s.refs.Acquire(ctx, tx, stagingStore, f.SHA256, t.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, f := range staged {
+		unlock := s.staging.Lock(f.SHA256)
+		_, err = s.staging.Put(ctx, f.SHA256, local[i], blob.PutOptions{Link: true, TrustLinked: true})
+		unlock()
+		if err != nil {
+			err = fmt.Errorf("stage %s: %w", f.URI, err)
+			break
+		}
+	}
+	if err != nil {
+		if rerr := s.st.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error { return s.releaseStaged(ctx, tx, t.ID, staged) }); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return nil, err
+	}
+	return staged, nil
+}
+
+// downloadFiles downloads every referenced file into dir, verified; local
+// are the files, in the order of staged.
+func (s *Service) downloadFiles(ctx context.Context, t ImageTemplate, dir string) (staged []StagedFile, local []string, err error) {
 	d := &download.Downloader{Client: s.http, Limits: s.limits}
-	var staged []StagedFile
 	got := map[string]StagedFile{}
 	for i, ref := range references(t.Template) {
 		f, ok := got[ref.uri]
 		if !ok {
-			rel := path.Join(dir, fmt.Sprintf("%03d-%s", i, SafeName(download.BaseName(ref.uri))))
-			local, err := d.ToFile(ctx, ref.uri, ref.sha256, ref.kind, s.abs(rel))
+			p := filepath.Join(dir, fmt.Sprintf("%03d-%s", i, SafeName(download.BaseName(ref.uri))))
+			res, err := d.ToFile(ctx, ref.uri, ref.sha256, ref.kind, p)
 			var bad *download.ChecksumError
 			switch {
 			case err == nil:
 			case ctx.Err() != nil:
-				return nil, ctx.Err()
+				return nil, nil, ctx.Err()
 			case errors.As(err, &bad):
-				return nil, checksumMismatch(ref, bad.Got)
+				return nil, nil, checksumMismatch(ref, bad.Got)
 			default:
-				return nil, &ProvisioningError{Code: ref.code, Message: fmt.Sprintf("Failed to download %s for %s: %v", ref.uri, ref.what, err)}
+				return nil, nil, &ProvisioningError{Code: ref.code, Message: fmt.Sprintf("Failed to download %s for %s: %v", ref.uri, ref.what, err)}
 			}
-			f = StagedFile{URI: ref.uri, Path: rel, SHA256: local.SHA256, Size: local.Size}
+			f = StagedFile{URI: ref.uri, SHA256: strings.ToLower(res.SHA256), Size: res.Size}
 			got[ref.uri] = f
 			staged = append(staged, f)
+			local = append(local, p)
 		}
 		// The same URI may be named twice, with other checksums or caps.
 		if limit := s.limits.Of(ref.kind); f.Size > limit {
-			return nil, &ProvisioningError{Code: ref.code, Message: fmt.Sprintf("Failed to download %s for %s: %v", ref.uri, ref.what,
+			return nil, nil, &ProvisioningError{Code: ref.code, Message: fmt.Sprintf("Failed to download %s for %s: %v", ref.uri, ref.what,
 				&download.TooLargeError{URI: ref.uri, Kind: ref.kind, Limit: limit, Size: f.Size})}
 		}
 		if ref.sha256 != "" && !strings.EqualFold(ref.sha256, f.SHA256) {
-			return nil, checksumMismatch(ref, f.SHA256)
+			return nil, nil, checksumMismatch(ref, f.SHA256)
 		}
 	}
-	return staged, nil
+	return staged, local, nil
+}
+
+// releaseStaged drops, in tx, a template's references to its staged files.
+func (s *Service) releaseStaged(ctx context.Context, tx *store.Tx, templateID string, files []StagedFile) error {
+	for _, f := range files {
+		if err := s.refs.Release(ctx, tx, stagingStore, f.SHA256, templateID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FetchStaged copies a template's staged file from the staging store to
+// the local file dst (a run's scratch space), its sha256 verified: the run
+// may be on another machine than the submission.
+func (s *Service) FetchStaged(ctx context.Context, f StagedFile, dst string) error {
+	n, err := blob.Fetch(ctx, s.staging, f.SHA256, dst)
+	if err != nil {
+		return fmt.Errorf("fetch the staged copy of %s: %w", f.URI, err)
+	}
+	if n != f.Size {
+		os.Remove(dst)
+		return fmt.Errorf("fetch the staged copy of %s: %d bytes, want %d", f.URI, n, f.Size)
+	}
+	return nil
 }
 
 func checksumMismatch(ref fileRef, got string) *ProvisioningError {

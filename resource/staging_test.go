@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,7 +16,7 @@ import (
 
 // TestStageFilesCaps stages templates against a file server on 127.0.0.1
 // and checks each kind's cap, its provisioningError code, and that a
-// refused download leaves nothing in the staging directory.
+// refused download leaves no partial file.
 func TestStageFilesCaps(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -66,14 +65,15 @@ func TestStageFilesCaps(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &Service{dataDir: t.TempDir(), http: srv.Client(), limits: download.Limits{ISO: tc.maxISO}}
-			staged, err := s.stageFiles(context.Background(), ImageTemplate{ExactStagingResourceGroup: gid, Template: &template.Template{Properties: tc.props}})
+			dir := t.TempDir()
+			staged, local, err := s.downloadFiles(context.Background(), ImageTemplate{ExactStagingResourceGroup: gid, Template: &template.Template{Properties: tc.props}}, dir)
 			if tc.code == "" {
-				if err != nil || len(staged) != tc.nStaged {
+				if err != nil || len(staged) != tc.nStaged || len(local) != tc.nStaged {
 					t.Fatalf("staged %+v, %v", staged, err)
 				}
-				for _, f := range staged {
-					if fi, err := os.Stat(s.abs(f.Path)); err != nil || fi.Size() != f.Size {
-						t.Errorf("%s: %v", f.Path, err)
+				for i, f := range staged {
+					if fi, err := os.Stat(local[i]); err != nil || fi.Size() != f.Size {
+						t.Errorf("%s: %v", local[i], err)
 					}
 				}
 				return
@@ -82,9 +82,9 @@ func TestStageFilesCaps(t *testing.T) {
 			if !errors.As(err, &pe) || pe.Code != tc.code || !strings.Contains(pe.Message, tc.errHas) {
 				t.Fatalf("err %v, want %s mentioning %q", err, tc.code, tc.errHas)
 			}
-			// Only what earlier references staged is there (the submission
-			// handler removes it): no partial or temporary file.
-			left, _ := os.ReadDir(filepath.Join(s.abs(s.stagingDir(gid)), "files"))
+			// Only what earlier references downloaded is there (stageFiles
+			// removes it): no partial or temporary file.
+			left, _ := os.ReadDir(dir)
 			if len(left) != tc.nStaged {
 				t.Errorf("%d files in the staging directory, want %d", len(left), tc.nStaged)
 			}

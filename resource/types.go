@@ -160,10 +160,10 @@ type ImageTemplate struct {
 }
 
 // StagedFile is a script, file or ISO the template references, downloaded
-// into the staging group at submission and verified.
+// at submission, verified and kept in the staging store under its sha256
+// (see Service.FetchStaged).
 type StagedFile struct {
 	URI    string `json:"uri"`
-	Path   string `json:"path"` // relative to the data directory
 	SHA256 string `json:"sha256"`
 	Size   int64  `json:"size"`
 }

@@ -26,7 +26,8 @@ type Request struct {
 	TemplateID string
 	Template   *template.Template
 	// Files maps every script, file and ISO URI the template references to
-	// its verified copy in the staging group: no need to download again.
+	// its verified copy in WorkDir, fetched from the staging store: no need
+	// to download again.
 	Files map[string]LocalFile
 	// WorkDir is the run's scratch directory. goldsmith removes it after the
 	// run, and after a crash. An Executor that starts processes (QEMU)

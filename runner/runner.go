@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/goldsmith-dev/goldsmith/build"
+	"github.com/goldsmith-dev/goldsmith/download"
 	"github.com/goldsmith-dev/goldsmith/jobs"
 	"github.com/goldsmith-dev/goldsmith/machine"
 	"github.com/goldsmith-dev/goldsmith/resource"
@@ -52,6 +53,9 @@ type Records interface {
 	RunOutputs(ctx context.Context, tx *store.Tx, templateID string) ([]resource.Resource, error)
 	// Publish publishes one build output to its distribute target.
 	Publish(ctx context.Context, t resource.ImageTemplate, r resource.Run, p resource.Publication) (resource.Published, error)
+	// FetchStaged copies a template's staged file to the local file dst,
+	// its sha256 verified.
+	FetchStaged(ctx context.Context, f resource.StagedFile, dst string) error
 	// EndRun records a run's end; ended is false when it had ended already.
 	EndRun(ctx context.Context, tx *store.Tx, runID string, end resource.RunEnd) (ended bool, err error)
 }
@@ -214,9 +218,16 @@ func (h runHandler) work(ctx context.Context, job jobs.Job) error {
 	defer cancel()
 
 	logf(log, "goldsmith: run %s (number %d) of image template %s started on %s", run.RunID, run.Number, t.ID, job.Owner)
+	// The staged files come from the staging store, which every node
+	// shares: the submission may have been another machine's.
 	files := make(map[string]LocalFile, len(t.StagedFiles))
-	for _, f := range t.StagedFiles {
-		files[f.URI] = LocalFile{Path: r.abs(f.Path), SHA256: f.SHA256, Size: f.Size}
+	for i, f := range t.StagedFiles {
+		dst := filepath.Join(workDir, "files", fmt.Sprintf("%03d-%s", i, resource.SafeName(download.BaseName(f.URI))))
+		if err := r.records.FetchStaged(ctx, f, dst); err != nil {
+			logf(log, "goldsmith: %v", err)
+			return err
+		}
+		files[f.URI] = LocalFile{Path: dst, SHA256: f.SHA256, Size: f.Size}
 	}
 	ph := &phases{r: r, ctx: context.WithoutCancel(ctx), runID: run.ID, log: log, last: string(build.PhaseQueued)}
 	tmpl, err := r.records.PinSource(ctx, t)

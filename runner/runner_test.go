@@ -15,6 +15,7 @@ import (
 
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/goldsmith-dev/goldsmith/blob"
 	"github.com/goldsmith-dev/goldsmith/build"
 	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/internal/pgtest"
@@ -40,6 +41,8 @@ type records struct {
 	publishErr map[string]error // by runOutputName
 	pinErr     error
 	ended      map[string]chan resource.RunEnd
+	// staging holds the template's staged files, as the staging store.
+	staging *blob.Dir
 }
 
 func newRecords(distribute ...template.Distributor) *records {
@@ -93,6 +96,14 @@ func (f *records) SetRunPhase(_ context.Context, runID, sub string) error {
 
 func (f *records) PinSource(_ context.Context, t resource.ImageTemplate) (*template.Template, error) {
 	return t.Template, f.pinErr
+}
+
+func (f *records) FetchStaged(ctx context.Context, sf resource.StagedFile, dst string) error {
+	if f.staging == nil {
+		return errors.New("no staging store")
+	}
+	_, err := blob.Fetch(ctx, f.staging, sf.SHA256, dst)
+	return err
 }
 
 func (f *records) RunOutputs(context.Context, *store.Tx, string) ([]resource.Resource, error) {
@@ -404,6 +415,71 @@ func runEnds(t *testing.T, database string, tt runEndCase) {
 	}
 	if !strings.Contains(string(log), tt.log) || !strings.Contains(string(log), "goldsmith: run r1 (number 1) of image template "+templateID+" started") {
 		t.Errorf("log lacks %q:\n%s", tt.log, log)
+	}
+}
+
+// TestStagedFiles checks that a run fetches its template's staged files
+// from the staging store into its scratch space, verified, and hands them
+// to the Executor; a file the store lacks fails the run.
+func TestStagedFiles(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		missing bool
+		state   string
+		message string
+	}{
+		{name: "fetched", state: resource.RunSucceeded},
+		{name: "missing from the store", missing: true, state: resource.RunFailed, message: "open blob"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			rec := newRecords(managed)
+			st, err := blob.NewDir(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec.staging = st
+			contents := map[string]string{"https://example.com/a/setup.sh": "echo setup\n", "https://example.com/b/data.txt": "some data\n"}
+			for uri, body := range contents {
+				p := filepath.Join(t.TempDir(), "f")
+				if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				sum, size, err := disk.SHA256File(ctx, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rec.tmpl.StagedFiles = append(rec.tmpl.StagedFiles, resource.StagedFile{URI: uri, SHA256: sum, Size: size})
+				if tc.missing {
+					continue
+				}
+				if _, err := st.Put(ctx, sum, p, blob.PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			seen := map[string]string{}
+			h := newHarness(t, "", rec, executor(func(ctx context.Context, run Request, log io.Writer, progress func(build.Phase, string)) (Result, error) {
+				for uri, f := range run.Files {
+					if !strings.HasPrefix(f.Path, run.WorkDir+string(filepath.Separator)) {
+						return Result{}, fmt.Errorf("%s is at %s, not in the scratch space", uri, f.Path)
+					}
+					b, err := os.ReadFile(f.Path)
+					if err != nil {
+						return Result{}, err
+					}
+					seen[uri] = string(b)
+				}
+				return builds(ctx, run, log, progress)
+			}))
+			run, _ := h.start(t, "r1")
+			end := h.end(t, run)
+			if end.State != tc.state || !strings.Contains(end.Message, tc.message) {
+				t.Fatalf("end %s %q, want %s with %q", end.State, end.Message, tc.state, tc.message)
+			}
+			if !tc.missing && fmt.Sprint(seen) != fmt.Sprint(contents) {
+				t.Fatalf("the executor read %v, want %v", seen, contents)
+			}
+		})
 	}
 }
 

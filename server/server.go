@@ -49,6 +49,9 @@ type Config struct {
 	// Regions are the regions served; nil: blob.DefaultRegionNames with
 	// stores under DataDir/regions.
 	Regions *blob.Regions
+	// Staging is the staging store (staged files, VHDs), shared by every
+	// node of a site; nil: a local directory in DataDir.
+	Staging blob.Store
 	// MaxISOBytes caps ISO sources downloaded at submission (0: the
 	// download package's default).
 	MaxISOBytes int64
@@ -143,7 +146,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		exec = eng
 	}
 	s.svc, err = resource.New(resource.Options{Store: s.store, Queue: s.queue, Runs: runner.NewQueue(s.queue), DataDir: dir,
-		Regions: cfg.Regions, MaxISOBytes: cfg.MaxISOBytes, HTTPClient: cfg.HTTPClient, Logger: log.With("component", "resource")})
+		Regions: cfg.Regions, Staging: cfg.Staging, MaxISOBytes: cfg.MaxISOBytes, HTTPClient: cfg.HTTPClient, Logger: log.With("component", "resource")})
 	if err != nil {
 		return nil, err
 	}

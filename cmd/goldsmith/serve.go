@@ -58,12 +58,34 @@ type serveConfig struct {
 	// Regions served, each with its blob root (default DATA_DIR/regions/NAME);
 	// none: blob.DefaultRegionNames.
 	Regions []blob.Region `json:"regions"`
+	// Staging is the bucket of the staging store (files templates
+	// reference, VHD outputs); default: beside the first bucket region's
+	// blobs, else DATA_DIR/staging/.blobs (see blob.StagingS3).
+	Staging *blob.S3Config `json:"staging"`
 	// Tenant is the tenant id of the token endpoint (default
 	// identity.DefaultTenant).
 	Tenant string `json:"tenant"`
 	// TLSNames are host names and IP addresses the self-signed certificate
 	// is also made for (--tls-name adds more).
 	TLSNames []string `json:"tlsNames"`
+}
+
+// stores opens the regions' stores and the staging store (nil: the local
+// default), as every node of a site (serve, worker) must see them.
+func (c serveConfig) stores(ctx context.Context, dir string) (*blob.Regions, blob.Store, error) {
+	regions, err := blob.OpenRegions(ctx, filepath.Join(dir, "regions"), c.Regions)
+	if err != nil {
+		return nil, nil, err
+	}
+	sc := blob.StagingS3(c.Staging, c.Regions)
+	if sc == nil {
+		return regions, nil, nil
+	}
+	staging, err := blob.NewS3(ctx, *sc, os.Getenv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("staging store: %w", err)
+	}
+	return regions, staging, nil
 }
 
 // readServeConfig reads the config file; a missing default file is no config.
@@ -172,12 +194,12 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	if err != nil {
 		return err
 	}
-	regions, err := blob.OpenRegions(ctx, filepath.Join(dir, "regions"), conf.Regions)
+	regions, staging, err := conf.stores(ctx, dir)
 	if err != nil {
 		return err
 	}
 	cfg := server.Config{DataDir: dir, Database: f.database, Workers: f.workers, Executor: f.executor, Regions: regions,
-		MaxISOBytes: f.maxISOGiB << 30, Tenant: conf.Tenant, Logger: log}
+		Staging: staging, MaxISOBytes: f.maxISOGiB << 30, Tenant: conf.Tenant, Logger: log}
 	if f.executor == nil {
 		builderDir := dir
 		if f.builderDir != "" {
