@@ -294,7 +294,12 @@ func TestSubmissionDownloads(t *testing.T) {
 			if staging == "" {
 				t.Fatal("no exactStagingResourceGroup")
 			}
-			stagedFiles, _ := filepath.Glob(filepath.Join(s.DataDir, "staging", "*", "*", "files", "*"))
+			// Staged files are blobs in the (local) staging store; nothing
+			// of a download stays behind.
+			stagedFiles, _ := filepath.Glob(filepath.Join(s.DataDir, "staging", ".blobs", "sha256", "*", "*"))
+			if left, _ := os.ReadDir(filepath.Join(s.DataDir, "downloads")); len(left) != 0 {
+				t.Errorf("the submission left %d entries in downloads/", len(left))
+			}
 			if tt.state == "Succeeded" {
 				if len(stagedFiles) != 1 {
 					t.Errorf("staged files %v, want the script", stagedFiles)

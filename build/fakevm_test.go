@@ -66,9 +66,11 @@ type rule struct {
 }
 
 // defaultRules answer the commands every build sends whose output matters:
-// generalize's probe (who am I, which method).
+// generalize's first pass (which method; the builtin one then asks the
+// guest to power off).
 var defaultRules = []rule{
-	{match: "id -un; if [ -f /tmp/DeprovisioningScript.sh ]", stdout: BuildUser + " builtin\n"},
+	{match: "-generalize.sh auto ", stdout: "goldsmith-customize:generalize-method builtin " + BuildUser + "\n" +
+		"generalized\ngoldsmith-customize:powering-off\n"},
 }
 
 func newFakeVM(cfg machine.Config, j *journal, rules []rule) *fakeVM {
@@ -215,6 +217,18 @@ func (v *fakeVM) Shutdown(ctx context.Context) error {
 	}
 	v.setState(machine.StateStopped)
 	v.journal.add("shutdown")
+	return nil
+}
+
+// WaitPowerOff: the fake guest powers off as it said it would.
+func (v *fakeVM) WaitPowerOff(ctx context.Context, grace time.Duration) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.state == machine.StateClosed {
+		return errors.New("machine: power-off: VM is closed")
+	}
+	v.setState(machine.StateStopped)
+	v.journal.add("power-off")
 	return nil
 }
 

@@ -27,6 +27,10 @@ const (
 	powerOffTimeout = 3 * time.Minute
 )
 
+// selfPowerOffGrace is how long a guest that said it is powering off has
+// before it is asked again from outside.
+const selfPowerOffGrace = time.Minute
+
 func isCanceled(err error) bool { return errors.Is(err, ErrCanceled) }
 
 // resolveSource finds the base image in the catalog.
@@ -408,14 +412,23 @@ func (*generalize) Run(ctx context.Context, r *run) error {
 		return nil
 	}
 	r.setPhase(PhaseGeneralizing, "deprovisioning and powering off")
-	res, err := customize.Generalize(ctx, machine.NewGuest(r.vm), BuildUser, r.customizeOptions())
+	opts := r.customizeOptions()
+	opts.PowerOff = true
+	res, err := customize.Generalize(ctx, machine.NewGuest(r.vm), BuildUser, opts)
 	if err != nil {
 		return err
 	}
 	r.manifest.Generalize = string(res.Method)
 	sctx, cancel := context.WithTimeout(ctx, powerOffTimeout)
 	defer cancel()
-	if err := r.vm.Shutdown(sctx); err != nil {
+	// The guest's own orderly power-off, as the power button starts it;
+	// asking from outside costs another session and sudo in the guest.
+	if res.PoweringOff {
+		err = r.vm.WaitPowerOff(sctx, selfPowerOffGrace)
+	} else {
+		err = r.vm.Shutdown(sctx)
+	}
+	if err != nil {
 		return fmt.Errorf("power off: %w", err)
 	}
 	r.logf("the build VM is powered off")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"io/fs"
+	"time"
 
 	"github.com/goldsmith-dev/goldsmith/machine"
 )
@@ -22,6 +23,9 @@ type VM interface {
 	Status() machine.Status
 	// Shutdown powers the guest off and waits for it.
 	Shutdown(ctx context.Context) error
+	// WaitPowerOff waits for a guest that powers itself off, falling back
+	// to Shutdown after grace.
+	WaitPowerOff(ctx context.Context, grace time.Duration) error
 	// Close stops the VM whatever its state; it is idempotent.
 	Close() error
 	// Checkpoint freezes the disk the VM runs on (and, with a state file,

@@ -570,8 +570,8 @@ func TestStagedFetcher(t *testing.T) {
 // that is inactive is not.
 func TestWaitReadyAptDaily(t *testing.T) {
 	s := newSandbox(t)
-	s.shim("systemctl", "#!/bin/sh\ncase \"$1\" in\nis-system-running) echo running ;;\n"+
-		"is-active) echo inactive; if [ -e /run/apt-done ]; then echo inactive; else echo activating; fi ;;\nesac\n")
+	s.shim("systemctl", "#!/bin/sh\n[ \"$1\" = list-jobs ] || exit 1\n"+
+		"[ -e /run/apt-done ] || echo '12 apt-daily.service start running'\n")
 	go func() {
 		time.Sleep(2 * time.Second)
 		os.WriteFile(s.path("/run/apt-done"), nil, 0o644)
@@ -591,5 +591,27 @@ func TestWaitReadyAptDaily(t *testing.T) {
 	}
 	if log.String() != "" {
 		t.Errorf("a ready guest logged %q", log.String())
+	}
+}
+
+// TestWaitReadyBooting: cloud-init that has not started yet is waited for
+// while the boot's targets still have jobs, and not once the boot is over.
+func TestWaitReadyBooting(t *testing.T) {
+	s := newSandbox(t)
+	s.shim("systemctl", "#!/bin/sh\n[ \"$1\" = list-jobs ] || exit 1\n"+
+		"[ -e /run/booted ] || echo '1 multi-user.target start waiting'\n")
+	s.shim("cloud-init", "#!/bin/sh\necho 'status: not started'\n")
+	go func() {
+		time.Sleep(2 * time.Second)
+		os.WriteFile(s.path("/run/booted"), nil, 0o644)
+	}()
+	var log syncBuf
+	if err := WaitReady(context.Background(), s, Options{Log: &log, ReadyTimeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"[wait-ready] waiting for: cloud-init (not started yet)", "[wait-ready] ready after"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
 	}
 }

@@ -37,8 +37,9 @@
 //     already going down: "sudo systemctl reboot" returns as soon as the
 //     reboot job is queued, "sudo shutdown -r +1" a minute before it. Right
 //     after the customizer's command exits, in the same session, the runner
-//     asks the guest whether a shutdown is under way (systemctl
-//     is-system-running says "stopping", or a delayed shutdown is scheduled)
+//     asks the guest whether a shutdown is under way (systemd has a job for
+//     shutdown.target or a reboot/power-off target, or a delayed shutdown is
+//     scheduled)
 //     and notes the boot_id. If so, the step is done once the guest is back
 //     in a new boot: the runner calls Guest.WaitReboot and reads the boot_id
 //     until it changes (bounded by the 20 minutes), so the next step never

@@ -38,6 +38,8 @@ type GeneralizeResult struct {
 	BuildUser  string // the user removed ("" if none was)
 	Start, End time.Time
 	Warnings   []string
+	// PoweringOff: the guest said it is powering off (Options.PowerOff).
+	PoweringOff bool
 }
 
 // Generalize deprovisions the guest as AIB does at the end of customization:
@@ -56,7 +58,12 @@ type GeneralizeResult struct {
 // or the session's user when ""), its home and its sudoers entries, and syncs.
 // The session may end while the user is removed; that is expected. Root and
 // system users (uid < 1000) are never removed. After Generalize nobody can
-// log in: the caller powers the guest off through the hypervisor.
+// log in: the guest powers itself off (Options.PowerOff) or the caller
+// powers it off through the hypervisor.
+//
+// Every session and every sudo costs a fraction of a second under
+// emulation, so one root script decides the method and, for the builtin
+// one (goldsmith's own images), does everything in that same session.
 func Generalize(ctx context.Context, g Guest, buildUser string, opts Options) (*GeneralizeResult, error) {
 	r := newRunner(g, opts)
 	res := &GeneralizeResult{Start: time.Now()}
@@ -71,27 +78,33 @@ func Generalize(ctx context.Context, g Guest, buildUser string, opts Options) (*
 		res.Warnings = append(res.Warnings, s)
 		out.note("warning: " + s)
 	}
+	path := r.uniquePath(0, "-generalize.sh")
+	if err := g.Upload(ctx, strings.NewReader(generalizeScript), path, 0o755); err != nil {
+		return fail(-1, fmt.Errorf("uploading the generalize script: %w", err))
+	}
+	poweroff := ""
+	if opts.PowerOff {
+		poweroff = "poweroff"
+	}
+	// pass runs the script as root: "auto" picks the method (and does the
+	// builtin steps and the user's removal when the image has neither a
+	// DeprovisioningScript nor waagent), "user" only removes the user.
+	pass := func(mode string) (int, error) {
+		return r.runGeneralize(ctx, "sudo -n /bin/sh "+shellquote.Quote(path)+" "+mode+" "+shellquote.Quote(buildUser)+" "+poweroff, out)
+	}
 
-	// Which method, and who is logged in.
-	var probe bytes.Buffer
-	code, err := g.Run(ctx, `id -un; if [ -f `+DeprovisioningScriptPath+` ]; then echo script; `+
-		`elif [ -x /usr/sbin/waagent ]; then echo waagent /usr/sbin/waagent; `+
-		`elif w=$(command -v waagent); then echo waagent "$w"; else echo builtin; fi`, &probe, io.Discard)
-	if err == nil && code != 0 {
-		err = fmt.Errorf("probe exited %d", code)
-	}
-	fields := strings.Fields(probe.String())
-	if err == nil && len(fields) < 2 {
-		err = fmt.Errorf("unexpected probe output %q", probe.String())
-	}
-	if err != nil {
+	code, err := pass("auto")
+	out.mu.Lock()
+	method := out.method
+	out.mu.Unlock()
+	if len(method) < 2 {
+		if err == nil {
+			err = fmt.Errorf("exit code %d", code)
+		}
 		return fail(-1, fmt.Errorf("looking at the guest: %w", err))
 	}
-	if buildUser == "" {
-		buildUser = fields[0]
-	}
-	var command string
-	switch fields[1] {
+	buildUser = method[1]
+	switch method[0] {
 	case "script":
 		res.Method = GeneralizeScript
 		var content bytes.Buffer
@@ -103,59 +116,39 @@ func Generalize(ctx context.Context, g Guest, buildUser string, opts Options) (*
 		for _, l := range strings.Split(strings.TrimRight(res.Script, "\n"), "\n") {
 			out.note("| " + l)
 		}
+		command := "sudo -n /bin/sh " + DeprovisioningScriptPath
 		if strings.HasPrefix(res.Script, "#!") {
 			command = "sudo -n sh -c 'chmod +x " + DeprovisioningScriptPath + " && exec " + DeprovisioningScriptPath + "'"
-		} else {
-			command = "sudo -n /bin/sh " + DeprovisioningScriptPath
 		}
+		if err := r.deprovision(ctx, command, out, warn); err != nil {
+			return fail(exitCode(err), errOnly(err))
+		}
+		code, err = pass("user")
 	case "waagent":
 		res.Method = GeneralizeWaagent
-		path := "/usr/sbin/waagent"
-		if len(fields) > 2 {
-			path = fields[2]
+		wa := "/usr/sbin/waagent"
+		if len(method) > 2 {
+			wa = method[2]
 		}
-		command = "sudo -n " + shellquote.Quote(path) + " -force -deprovision+user && export HISTSIZE=0 && sync"
+		command := "sudo -n " + shellquote.Quote(wa) + " -force -deprovision+user && export HISTSIZE=0 && sync"
 		out.note("running AIB's default deprovisioning command: " + command)
+		if err := r.deprovision(ctx, command, out, warn); err != nil {
+			return fail(exitCode(err), errOnly(err))
+		}
+		code, err = pass("user")
 	default:
+		// The "auto" pass did the builtin steps already.
 		res.Method = GeneralizeBuiltin
-		out.note("the image has no waagent and no " + DeprovisioningScriptPath + ": generalizing with goldsmith's own steps")
 	}
 
-	if command != "" {
-		code, err := r.runGeneralize(ctx, command, out)
-		switch {
-		case errors.Is(err, ErrRebooted):
-			warn("the guest rebooted during deprovisioning; waiting for it to come back to remove the build user")
-			rctx, cancel := context.WithTimeout(ctx, r.opts.rebootTimeout())
-			err = g.WaitReboot(rctx)
-			cancel()
-			if err != nil {
-				return fail(-1, fmt.Errorf("the guest went down during deprovisioning and did not come back: %w", err))
-			}
-		case err != nil:
-			return fail(-1, err)
-		case code != 0:
-			return fail(code, nil)
-		}
-	}
-
-	mode := "user"
-	if res.Method == GeneralizeBuiltin {
-		mode = "all"
-	}
-	path := r.uniquePath(0, "-generalize.sh")
-	err = g.Upload(ctx, strings.NewReader(generalizeScript), path, 0o755)
-	if err == nil {
-		code, err = r.runGeneralize(ctx, "sudo -n /bin/sh "+shellquote.Quote(path)+" "+mode+" "+shellquote.Quote(buildUser), out)
-		if err == nil && code != 0 {
-			err = fmt.Errorf("exit code %d", code)
-		}
-	}
 	out.mu.Lock()
-	userdel := out.userdel
+	userdel, poweringOff := out.userdel, out.poweroff
 	out.mu.Unlock()
 	switch {
-	case err == nil:
+	case err == nil && code == 0:
+	case poweringOff && err != nil && code == -1 && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
+		// The guest asked to power off went down before the session's end
+		// reached us: that is the end it was asked for.
 	case userdel && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && code == -1:
 		// Removing the logged-in user may end the session; the root script
 		// ignores SIGHUP and finishes on its own.
@@ -163,6 +156,9 @@ func Generalize(ctx context.Context, g Guest, buildUser string, opts Options) (*
 	case res.Method == GeneralizeScript:
 		// The image's own script may have removed the user or its sudo
 		// rights already; that is its call.
+		if err == nil {
+			err = fmt.Errorf("exit code %d", code)
+		}
 		warn(fmt.Sprintf("could not remove the build user %s after %s: %v", buildUser, DeprovisioningScriptPath, err))
 	case code > 0:
 		return fail(code, nil)
@@ -172,12 +168,60 @@ func Generalize(ctx context.Context, g Guest, buildUser string, opts Options) (*
 	if userdel {
 		res.BuildUser = buildUser
 	}
+	res.PoweringOff = poweringOff
 	out.mu.Lock()
 	res.Warnings = append(res.Warnings, out.warnings...)
 	out.mu.Unlock()
 	res.End = time.Now()
 	out.note(fmt.Sprintf("done in %s (%s)", res.End.Sub(res.Start).Round(time.Millisecond), res.Method))
 	return res, nil
+}
+
+// deprovision runs the image's own deprovisioning command; a reboot it
+// causes is waited for.
+func (r *runner) deprovision(ctx context.Context, command string, out *stepOutput, warn func(string)) error {
+	code, err := r.runGeneralize(ctx, command, out)
+	switch {
+	case errors.Is(err, ErrRebooted):
+		warn("the guest rebooted during deprovisioning; waiting for it to come back to remove the build user")
+		rctx, cancel := context.WithTimeout(ctx, r.opts.rebootTimeout())
+		err = r.g.WaitReboot(rctx)
+		cancel()
+		if err != nil {
+			return exitError{-1, fmt.Errorf("the guest went down during deprovisioning and did not come back: %w", err)}
+		}
+		return nil
+	case err != nil:
+		return exitError{-1, err}
+	case code != 0:
+		return exitError{code, nil}
+	}
+	return nil
+}
+
+// exitError carries a failed command's exit code (and cause, if any) to
+// the StepError.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return fmt.Sprintf("exit code %d: %v", e.code, e.err) }
+
+func exitCode(err error) int {
+	var e exitError
+	if errors.As(err, &e) {
+		return e.code
+	}
+	return -1
+}
+
+func errOnly(err error) error {
+	var e exitError
+	if errors.As(err, &e) {
+		return e.err
+	}
+	return err
 }
 
 func (r *runner) runGeneralize(ctx context.Context, command string, out *stepOutput) (int, error) {
@@ -188,11 +232,28 @@ func (r *runner) runGeneralize(ctx context.Context, command string, out *stepOut
 	return code, err
 }
 
-// generalizeScript runs as root: "sh script all USER" does every builtin
-// step then removes USER; "sh script user USER" only removes USER.
+// generalizeScript runs as root: "sh script auto USER [poweroff]" says
+// which method the image wants (markerMethod) and, when it is the builtin
+// one, does every builtin step and removes USER; "sh script user USER
+// [poweroff]" only removes USER (after the image's own deprovisioning).
+// USER "" is the user who ran sudo. With poweroff, a successful script ends
+// by asking systemd to power off (markerPowerOff).
 const generalizeScript = `trap '' HUP PIPE
 mode=$1
-user=$2
+user=${2:-$SUDO_USER}
+poweroff=$3
+if [ "$mode" = auto ]; then
+	if [ -f ` + DeprovisioningScriptPath + ` ]; then
+		echo "` + markerMethod + ` script $user"; exit 0
+	elif [ -x /usr/sbin/waagent ]; then
+		echo "` + markerMethod + ` waagent $user /usr/sbin/waagent"; exit 0
+	elif w=$(command -v waagent); then
+		echo "` + markerMethod + ` waagent $user $w"; exit 0
+	fi
+	echo "` + markerMethod + ` builtin $user"
+	echo "the image has no waagent and no ` + DeprovisioningScriptPath + `: generalizing with goldsmith's own steps"
+	mode=all
+fi
 rm -f "$0"
 failed=
 step() { echo "==> $*"; }
@@ -245,14 +306,16 @@ if [ "$mode" = all ]; then
 
 	step "truncating logs in /var/log"
 	if command -v journalctl >/dev/null 2>&1 && [ -d /var/log/journal ]; then
-		journalctl --rotate >/dev/null 2>&1
-		journalctl --vacuum-time=1s >/dev/null 2>&1 && echo "vacuumed the journal"
+		# One call where systemd allows it (v247 and later): each costs
+		# a round with journald.
+		{ journalctl --rotate --vacuum-time=1s >/dev/null 2>&1 ||
+			{ journalctl --rotate >/dev/null 2>&1; journalctl --vacuum-time=1s >/dev/null 2>&1; }; } && echo "vacuumed the journal"
 	fi
 	if [ -d /var/log ]; then
 		find /var/log -path /var/log/journal -prune -o -type f \( -name '*.gz' -o -name '*.xz' -o -name '*.[0-9]' -o -name '*.old' \) -print -exec rm -f {} + | sed 's/^/removed /'
-		n=$(find /var/log -path /var/log/journal -prune -o -type f -print | wc -l)
-		find /var/log -path /var/log/journal -prune -o -type f -exec truncate -s 0 {} + || fail "cannot truncate logs"
-		echo "truncated $n files"
+		truncated=$(find /var/log -path /var/log/journal -prune -o -type f -exec truncate -s 0 {} + -print) || fail "cannot truncate logs"
+		set -- $truncated
+		echo "truncated $# files"
 	fi
 fi
 
@@ -301,4 +364,7 @@ if [ -n "$failed" ]; then
 	exit 1
 fi
 echo "generalized"
+if [ "$poweroff" = poweroff ] && command -v systemctl >/dev/null 2>&1 && systemctl poweroff --no-block >/dev/null 2>&1; then
+	echo ` + markerPowerOff + `
+fi
 `

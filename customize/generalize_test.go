@@ -170,3 +170,40 @@ func TestGeneralizeFailure(t *testing.T) {
 		t.Error("the build user was removed after a failed deprovision")
 	}
 }
+
+// TestGeneralizePowerOff: with Options.PowerOff the guest's own script asks
+// systemd to power off once generalized, and says so; without it, or when
+// systemd refuses, the caller is left to power the guest off.
+func TestGeneralizePowerOff(t *testing.T) {
+	tests := []struct {
+		name      string
+		powerOff  bool
+		systemctl string // the stand-in's exit status
+		want      bool
+	}{
+		{name: "asked", powerOff: true, systemctl: "0", want: true},
+		{name: "systemd refuses", powerOff: true, systemctl: "1"},
+		{name: "not asked", systemctl: "0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSandbox(t)
+			dirtyGuest(s)
+			s.shim("systemctl", "#!/bin/sh\necho \"$*\" >>/var/systemctl-args\nexit "+tc.systemctl+"\n")
+			var log syncBuf
+			res, err := Generalize(context.Background(), s, "builder", Options{Log: &log, PowerOff: tc.powerOff})
+			if err != nil {
+				t.Fatalf("%v\n%s", err, log.String())
+			}
+			if res.PoweringOff != tc.want || strings.Contains(log.String(), "the guest is powering off") != tc.want {
+				t.Errorf("PoweringOff %v, want %v; log:\n%s", res.PoweringOff, tc.want, log.String())
+			}
+			if got := strings.Contains(s.read("/var/systemctl-args"), "poweroff --no-block"); got != tc.powerOff {
+				t.Errorf("systemctl poweroff called: %v, want %v", got, tc.powerOff)
+			}
+			if s.exists("/home/builder") {
+				t.Error("the build user is still there")
+			}
+		})
+	}
+}

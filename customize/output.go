@@ -18,6 +18,10 @@ const (
 	markerStarted = "goldsmith-customize:started"
 	markerReboot  = "goldsmith-customize:shutdown-pending"
 	markerUserDel = "goldsmith-customize:removing-build-user"
+	// markerMethod is followed by the method, the build user and, for
+	// waagent, its path; markerPowerOff says the guest is powering off.
+	markerMethod   = "goldsmith-customize:generalize-method"
+	markerPowerOff = "goldsmith-customize:powering-off"
 )
 
 // logSink serializes writes from every step to the run's log.
@@ -47,6 +51,8 @@ type stepOutput struct {
 	started  bool
 	shutdown bool
 	userdel  bool
+	poweroff bool     // markerPowerOff was seen
+	method   []string // the fields after markerMethod
 	bootID   string   // the boot_id printed with markerReboot
 	warnings []string // lines the guest printed as "warning: ..."
 }
@@ -70,7 +76,17 @@ func (o *stepOutput) add(line string) {
 		o.mu.Unlock()
 		return
 	}
+	if rest, ok := strings.CutPrefix(line, markerMethod); ok {
+		o.method = strings.Fields(rest)
+		o.mu.Unlock()
+		return
+	}
 	switch line {
+	case markerPowerOff:
+		o.poweroff = true
+		o.mu.Unlock()
+		o.sink.line(o.prefix, "the guest is powering off")
+		return
 	case markerStarted:
 		o.started = true
 		o.mu.Unlock()

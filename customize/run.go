@@ -57,6 +57,11 @@ type Options struct {
 	// guest up and idle (after a reboot the step caused); an error stops
 	// the run. The build takes its layers here.
 	AfterStep func(context.Context, Step) error
+	// PowerOff (Generalize only): once generalized, the guest's own
+	// generalize script asks systemd to power off, as the hypervisor's power
+	// button would (GeneralizeResult.PoweringOff says whether it did); the
+	// caller then only waits for the VM to stop.
+	PowerOff bool
 }
 
 func (o *Options) rebootTimeout() time.Duration {
@@ -472,16 +477,16 @@ func (r *runner) runWrapped(ctx context.Context, command, cleanup string, out *s
 }
 
 // shutdownProbe prints markerReboot and the boot_id when the guest is going
-// down or has a delayed shutdown scheduled ("shutdown -r +5"). systemctl as
-// a normal user needs D-Bus, which minimal images lack; root's systemctl
-// talks to systemd directly, hence the sudo -n fallback.
-const shutdownProbe = `gs_state=$(systemctl is-system-running 2>/dev/null); ` +
-	`case "$gs_state" in ""|offline|unknown) gs_state=$(sudo -n systemctl is-system-running 2>/dev/null) ;; esac; ` +
-	`if [ "$gs_state" = stopping ] || [ -e /run/systemd/shutdown/scheduled ] || ` +
-	// Right after "shutdown -r now" systemd can still say "running" while
-	// the reboot job waits in the queue.
+// down or has a delayed shutdown scheduled ("shutdown -r +5"). One systemctl
+// answers both "stopping" (systemd's own test: shutdown.target has a job)
+// and a reboot or power-off queued but not yet started ("shutdown -r now"
+// returns before systemd says "stopping"); each process costs a fraction of
+// a second under emulation, and this runs after every step. systemctl as a
+// normal user needs D-Bus, which minimal images lack; root's systemctl talks
+// to systemd directly, hence the sudo -n fallback.
+const shutdownProbe = `if [ -e /run/systemd/shutdown/scheduled ] || ` +
 	`{ systemctl list-jobs --no-legend 2>/dev/null || sudo -n systemctl list-jobs --no-legend 2>/dev/null; } | ` +
-	`grep -qE '(reboot|poweroff|halt|kexec)\.target'; then ` +
+	`grep -qE '(shutdown|reboot|poweroff|halt|kexec)\.target'; then ` +
 	`printf '%s %s\n' ` + markerReboot + ` "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; fi; `
 
 func (r *runner) uniquePath(index int, ext string) string {

@@ -12,21 +12,23 @@ import (
 
 // readyScript waits (until $1 seconds have passed) for cloud-init to finish
 // and for the apt/dpkg locks to be free, printing what it waits for.
-// cloud-init status and /proc/locks are readable by anyone; systemctl falls
-// back to sudo -n on images without D-Bus. A lock is held when /proc/locks
-// lists the lock file's inode (apt and dpkg take fcntl or OFD locks). It
-// always exits 0; running out of time is reported in words. A ready guest
-// costs three processes (every exec is slow under emulation): both
-// systemctl queries and one stat; /proc/locks is read by the shell itself.
+// systemd's job queue says both whether the boot is still under way (the
+// boot's targets have jobs) and whether apt-daily runs (a running oneshot
+// service has its start job); systemctl falls back to sudo -n on images
+// without D-Bus. cloud-init status and /proc/locks are readable by anyone.
+// A lock is held when /proc/locks lists the lock file's inode (apt and dpkg
+// take fcntl or OFD locks). It always exits 0; running out of time is
+// reported in words. A ready guest costs two processes (every exec is slow
+// under emulation): systemctl and one stat; /proc/locks is read by the
+// shell itself.
 const readyScript = `limit=$1
 start=
 last=
 locks="/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock"
 while :; do
 	busy=
-	boot=$(systemctl is-system-running 2>/dev/null)
-	case "$boot" in ""|offline|unknown) boot=$(sudo -n systemctl is-system-running 2>/dev/null) ;; esac
-	case "$boot" in initializing|starting) booting=1 ;; *) booting= ;; esac
+	jobs=$(systemctl list-jobs --no-legend 2>/dev/null) || jobs=$(sudo -n systemctl list-jobs --no-legend 2>/dev/null)
+	case "$jobs" in *multi-user.target*|*graphical.target*|*cloud-init.target*|*cloud-config.target*) booting=1 ;; *) booting= ;; esac
 	ci=
 	if command -v cloud-init >/dev/null 2>&1; then
 		ci=$(cloud-init status 2>/dev/null | sed -n 's/^status: *//p' | head -n 1)
@@ -35,13 +37,7 @@ while :; do
 		"not run"|"not started") [ -n "$booting" ] && busy="cloud-init (not started yet)" ;;
 		esac
 	fi
-	units=$(systemctl is-active apt-daily.service apt-daily-upgrade.service 2>/dev/null)
-	[ -n "$units" ] || units=$(sudo -n systemctl is-active apt-daily.service apt-daily-upgrade.service 2>/dev/null)
-	case "$units" in *activating*|*active*|*reloading*)
-		for u in $units; do
-			case "$u" in activating|active|reloading) busy="$busy${busy:+, }apt-daily"; break ;; esac
-		done ;;
-	esac
+	case "$jobs" in *apt-daily.service*|*apt-daily-upgrade.service*) busy="$busy${busy:+, }apt-daily" ;; esac
 	present=
 	for f in $locks; do [ -e "$f" ] && present="$present $f"; done
 	if [ -n "$present" ]; then

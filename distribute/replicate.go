@@ -141,4 +141,3 @@ func putOne(ctx context.Context, src *Source, st Store) (blob.Placed, error) {
 	}
 	return placed, err
 }
-

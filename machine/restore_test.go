@@ -128,6 +128,46 @@ func TestCheckpointRestore(t *testing.T) {
 		if saved.Identity.HostKey == rvm.Identity().HostKey {
 			t.Errorf("restore %d kept the saved host key", i)
 		}
+		if i == 0 {
+			checkpointAfterRestore(t, rvm, cfg, dir, machine.MemoryFile(state))
+		}
 		rvm.Close()
+	}
+}
+
+// checkpointAfterRestore checkpoints a restored VM, whose shadow of the
+// restored memory is laid in the background, and restores the result: the
+// checkpoint holds only the pages that changed (a delta over the restored
+// memory), and the guest's memory comes back whole from the two files (a
+// file on the guest's tmpfs lives in its memory only).
+func checkpointAfterRestore(t *testing.T, vm *machine.VM, cfg machine.Config, dir, baseMemory string) {
+	ctx := context.Background()
+	run(t, vm, "echo in-memory-only > /dev/shm/marker")
+	state := filepath.Join(dir, "after-restore.state")
+	saved, err := vm.Checkpoint(ctx, machine.Checkpoint{NewDisk: filepath.Join(dir, "after-restore.qcow2"), StateFile: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !saved.MemoryDelta {
+		t.Errorf("the checkpoint after a restore saved the memory whole, not the %d changed bytes", saved.MemoryChanged)
+	}
+	vm.Close()
+	d := filepath.Join(dir, "restore-delta.qcow2")
+	if err := (disk.QemuImg{Run: disk.Exec{}}).CreateOverlay(ctx, d, saved.Disk, "qcow2", 0); err != nil {
+		t.Fatal(err)
+	}
+	rcfg := cfg
+	rcfg.Disk, rcfg.Kernel, rcfg.Initrd, rcfg.Cmdline = d, saved.Kernel, saved.Initrd, saved.Cmdline
+	rcfg.Restore = &machine.Restore{StateFile: state, Memory: []string{baseMemory, machine.MemoryFile(state)}, Identity: saved.Identity}
+	rvm, err := machine.Start(ctx, rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rvm.Close()
+	if err := rvm.Comm().WaitForSSH(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, rvm, "cat /dev/shm/marker"); got != "in-memory-only" {
+		t.Errorf("restored from the delta, the guest's tmpfs holds %q", got)
 	}
 }

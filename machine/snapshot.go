@@ -17,7 +17,6 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/goldsmith-dev/goldsmith/disk"
 	"github.com/goldsmith-dev/goldsmith/internal/shellquote"
 )
 
@@ -137,6 +136,12 @@ func (v *VM) Checkpoint(ctx context.Context, c Checkpoint) (Saved, error) {
 		if v.ramFile != "" {
 			// The memory is not in the state: save its file, while the
 			// guest is paused.
+			if err := v.waitShadow(); err != nil {
+				v.log.Warn("no shadow of the restored memory: saving it whole", "err", err)
+				v.mu.Lock()
+				v.shadowOf = nil
+				v.mu.Unlock()
+			}
 			v.mu.Lock()
 			haveShadow := v.shadowOf == inst
 			v.shadowOf = nil
@@ -284,6 +289,7 @@ func (v *VM) adopt(ctx context.Context, old Identity) error {
 	now := time.Now()
 	fmt.Fprintf(&in, "%d.%09d\n%s\n", now.Unix(), now.Nanosecond(), hex.EncodeToString(seed))
 	in.Write(ssh.MarshalAuthorizedKey(v.signer.PublicKey()))
+	in.Write(ssh.MarshalAuthorizedKey(v.hostPub))
 	in.Write(v.hostKeyPEM)
 	var out bytes.Buffer
 	code, err := c.run(wctx, adoptScript, &in, &out, &out)
@@ -307,28 +313,34 @@ func (v *VM) adopt(ctx context.Context, old Identity) error {
 }
 
 // adoptScript reads, from stdin: the time (seconds.nanoseconds since the
-// epoch), a hex seed, the new authorized_keys line, and the new PEM host
-// key. It runs as root (one sudo: each costs a fraction of a second under
-// emulation). sshd is told to reload so new connections see the new host
-// key; the session running this script survives the reload.
-const adoptScript = `sudo -n sh -c '
-set -eu
+// epoch), a hex seed, the new authorized_keys line, the new host public key
+// and the new PEM host key. The user's own key it writes itself; the rest
+// runs as root, in one sudo, with shell builtins wherever they do: every
+// process costs tens of milliseconds under emulation, sudo hundreds. sshd
+// is told to reload so new connections see the new host key; the session
+// running this script survives the reload. No connection comes in while
+// the files are written, so they are written in place.
+const adoptScript = `set -eu
 IFS= read -r now
 IFS= read -r seed
 IFS= read -r authkey
+umask 077
+printf '%s\n' "$authkey" >"$HOME/.ssh/authorized_keys"
+{ printf '%s\n%s\n' "$now" "$seed"; cat; } | sudo -n sh -c '
+set -eu
+IFS= read -r now
+IFS= read -r seed
+IFS= read -r hostpub
 hostkey=$(cat)
 date -u -s "@$now" >/dev/null
 printf "%s" "$seed" >/dev/urandom
-home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
 umask 077
-printf "%s\n" "$authkey" >"$home/.ssh/authorized_keys.new"
-chown "$SUDO_USER:" "$home/.ssh/authorized_keys.new"
-mv -f "$home/.ssh/authorized_keys.new" "$home/.ssh/authorized_keys"
-printf "%s\n" "$hostkey" >/etc/ssh/ssh_host_ed25519_key.new
-mv -f /etc/ssh/ssh_host_ed25519_key.new /etc/ssh/ssh_host_ed25519_key
-ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key >/etc/ssh/ssh_host_ed25519_key.pub
-if [ -r /run/sshd.pid ]; then kill -HUP "$(cat /run/sshd.pid)"; else systemctl reload ssh; fi
-'`
+printf "%s\n" "$hostkey" >/etc/ssh/ssh_host_ed25519_key
+umask 022
+printf "%s\n" "$hostpub" >/etc/ssh/ssh_host_ed25519_key.pub
+if [ -r /run/sshd.pid ]; then read -r pid </run/sshd.pid; kill -HUP "$pid"; else systemctl reload ssh; fi
+'
+`
 
 // Disk is the disk the VM writes to now (it changes at every checkpoint).
 func (v *VM) Disk() string {
@@ -376,6 +388,7 @@ func (v *VM) prepareRAM(ctx context.Context, restore bool) error {
 	if v.ramFile == "" {
 		return nil
 	}
+	_ = v.waitShadow() // an earlier attempt's
 	if err := os.Remove(v.ramFile); err != nil && !os.IsNotExist(err) {
 		return err
 	}
@@ -389,11 +402,39 @@ func (v *VM) prepareRAM(ctx context.Context, restore bool) error {
 	if err := loadMemory(ctx, v.ramFile, files); err != nil {
 		return fmt.Errorf("restore the guest's memory: %w", err)
 	}
-	// The next checkpoint saves only what changed from here.
-	if err := disk.CloneSparse(ctx, v.shadowFile(), v.ramFile); err != nil {
-		return fmt.Errorf("restore the guest's memory: %w", err)
-	}
+	// The next checkpoint saves only what changed from here, so it needs
+	// the memory as restored: laid from the same files, in the background
+	// (it is a second copy of hundreds of MiB, and the guest is not
+	// waiting for it).
+	done := make(chan struct{})
+	v.mu.Lock()
+	v.shadowDone, v.shadowErr = done, nil
+	v.mu.Unlock()
+	go func() {
+		defer close(done)
+		if err := loadMemory(v.superCtx, v.shadowFile(), files); err != nil {
+			os.Remove(v.shadowFile())
+			v.mu.Lock()
+			v.shadowErr = fmt.Errorf("shadow copy of the restored memory: %w", err)
+			v.mu.Unlock()
+		}
+	}()
 	return nil
+}
+
+// waitShadow waits for a shadow being laid in the background, if any, and
+// returns its error.
+func (v *VM) waitShadow() error {
+	v.mu.Lock()
+	done := v.shadowDone
+	v.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	<-done
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.shadowErr
 }
 
 // shadowFile holds the guest's memory as of its last checkpoint or restore

@@ -187,6 +187,11 @@ type VM struct {
 	// shadowOf is the QEMU process whose memory shadowFile holds as of its
 	// last checkpoint or restore (nil: none).
 	shadowOf *instance
+	// shadowDone, when not nil, is closed once the shadow of a restore,
+	// laid in the background (see prepareRAM), is there or failed
+	// (shadowErr); a checkpoint waits for it.
+	shadowDone chan struct{}
+	shadowErr  error
 
 	clientKeyPEM []byte // the build user's private key, for ClientKeyFile
 	signer       ssh.Signer
@@ -744,6 +749,32 @@ func (v *VM) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// WaitPowerOff waits for a guest that was asked from inside to power off
+// (customize.Options.PowerOff) to stop. If it has not within grace, it
+// powers the guest off as Shutdown does. A reboot instead of the power-off
+// ends the VM, as during Shutdown.
+func (v *VM) WaitPowerOff(ctx context.Context, grace time.Duration) error {
+	v.mu.Lock()
+	v.stopping = true
+	v.mu.Unlock()
+	start := time.Now()
+	gctx, cancel := context.WithTimeout(ctx, grace)
+	err := v.waitStopped(gctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("machine: waiting for the guest to power off: %w", ctx.Err())
+		}
+		v.log.Warn("the guest did not power off on its own; asking it as Shutdown does", "waited", grace)
+		return v.Shutdown(ctx)
+	}
+	if st := v.Status(); st.State == StateFailed {
+		return fmt.Errorf("machine: power-off: %w", st.Err)
+	}
+	v.log.Info("guest powered off", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
 // closeGrace is how long Close lets QEMU exit on SIGTERM before SIGKILL.
 const closeGrace = 3 * time.Second
 
@@ -773,6 +804,7 @@ func (v *VM) Close() error {
 		if v.superDone != nil {
 			<-v.superDone
 		}
+		_ = v.waitShadow()
 		if err := os.RemoveAll(v.dir); err != nil {
 			v.closeErr = fmt.Errorf("machine: removing %s: %w", v.dir, err)
 		}

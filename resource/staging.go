@@ -323,8 +323,8 @@ func (s *Service) stageFiles(ctx context.Context, t ImageTemplate) ([]StagedFile
 	if err != nil {
 		return nil, err
 	}
-	// The references first, then the blobs: a template deleted meanwhile
-	// that releases the same blob then cannot remove it after it is placed.
+	// The references first, then the blobs: another holder releasing the
+	// same bytes meanwhile then cannot remove the blob once it is placed.
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
 		for _, f := range staged {
 			if err := s.refs.Acquire(ctx, tx, stagingStore, f.SHA256, t.ID); err != nil {
