@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -140,31 +139,33 @@ func (p passtConfig) args() []string {
 // guest's packets and will not do so as root.
 const passtUser = "nobody"
 
-// netSocketDir makes the directory for passt's socket: passt creates the
-// socket after switching to its user, so that user must own the directory.
-// vmDir is made traversable (not readable) for it; its files stay 0600.
-func netSocketDir(vmDir string) (dir, runAs string, err error) {
-	dir = filepath.Join(vmDir, "net")
-	if err := os.Mkdir(dir, 0o700); err != nil {
+// netSocketDir makes a directory in parent for passt's sockets: passt
+// creates its socket after switching to its user, so that user must own the
+// directory. It is not inside the VM's own directory, which holds the
+// guest's memory and keys and stays closed to that user.
+func netSocketDir(parent string) (dir, runAs string, err error) {
+	dir, err = os.MkdirTemp(parent, netDirPrefix)
+	if err != nil {
 		return "", "", err
 	}
 	if os.Geteuid() != 0 {
 		return dir, "", nil
 	}
 	u, err := user.Lookup(passtUser)
+	if err == nil {
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		err = os.Chown(dir, uid, gid)
+	}
 	if err != nil {
-		return "", "", fmt.Errorf("passt's user: %w", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	if err := os.Chmod(vmDir, 0o711); err != nil {
-		return "", "", err
-	}
-	if err := os.Chown(dir, uid, gid); err != nil {
-		return "", "", err
+		os.Remove(dir)
+		return "", "", fmt.Errorf("passt's user %s: %w", passtUser, err)
 	}
 	return dir, passtUser, nil
 }
+
+// netDirPrefix begins the name of a VM's passt socket directory.
+const netDirPrefix = "goldsmith-net-"
 
 // netProcess is a running passt.
 type netProcess struct {

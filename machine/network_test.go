@@ -87,15 +87,11 @@ func TestPasstArgs(t *testing.T) {
 // is reported as errPortBusy, and stop leaves no process or pid file.
 func TestPasstProcess(t *testing.T) {
 	needPasst(t)
-	vmDir, err := os.MkdirTemp("", "goldsmith-vm-test-")
+	dir, runAs, err := netSocketDir(os.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(vmDir) })
-	dir, runAs, err := netSocketDir(vmDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
@@ -144,15 +140,11 @@ func TestPasstProcess(t *testing.T) {
 // directory but the marker in its pid file (passt) is killed too.
 func TestKillRecordedMarker(t *testing.T) {
 	needPasst(t)
-	vmDir, err := os.MkdirTemp("", "goldsmith-vm-test-")
+	dir, runAs, err := netSocketDir(os.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(vmDir) })
-	dir, runAs, err := netSocketDir(vmDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)

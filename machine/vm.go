@@ -331,11 +331,14 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	fail := func(err error) (*VM, error) {
 		cancel()
 		os.RemoveAll(dir)
+		if v.netDir != "" {
+			os.RemoveAll(v.netDir)
+		}
 		return nil, fmt.Errorf("machine: %w", err)
 	}
 
 	if cfg.Network == NetworkIsolated {
-		if v.netDir, v.passtUser, err = netSocketDir(dir); err != nil {
+		if v.netDir, v.passtUser, err = netSocketDir(filepath.Dir(dir)); err != nil {
 			return fail(fmt.Errorf("passt's directory: %w", err))
 		}
 		v.dns = guestResolvers(resolvConfs)
@@ -845,6 +848,11 @@ func (v *VM) Close() error {
 		}
 		if err := os.RemoveAll(v.dir); err != nil {
 			v.closeErr = fmt.Errorf("machine: removing %s: %w", v.dir, err)
+		}
+		if v.netDir != "" {
+			if err := os.RemoveAll(v.netDir); err != nil && v.closeErr == nil {
+				v.closeErr = fmt.Errorf("machine: removing %s: %w", v.netDir, err)
+			}
 		}
 	})
 	return v.closeErr

@@ -266,15 +266,17 @@ func TestVMShutdown(t *testing.T) {
 	if _, err := v.Comm().Run(ctx, "true", nil, nil); !errors.Is(err, ErrPoweredOff) {
 		t.Fatalf("run after power-off: %v", err)
 	}
-	dir := v.dir
+	dirs := []string{v.dir, v.netDir}
 	if err := v.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if ps := qemuProcesses(t, dir); len(ps) > 0 {
-		t.Fatalf("processes outlived Close: %v", ps)
-	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Fatalf("temp dir %s not removed", dir)
+	for _, dir := range dirs {
+		if ps := qemuProcesses(t, dir); len(ps) > 0 {
+			t.Fatalf("processes outlived Close: %v", ps)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Fatalf("temp dir %s not removed", dir)
+		}
 	}
 }
 
@@ -394,12 +396,17 @@ func TestIsolatedNetwork(t *testing.T) {
 	if code != 0 || strings.Contains(out, "Err:") || strings.Contains(out, "Temporary failure") {
 		t.Fatalf("apt-get update in the isolated VM: exit %d\n%s%s", code, out, errOut)
 	}
-	dir := v.dir
+	dir, netDir := v.dir, v.netDir
 	if err := v.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if ps := qemuProcesses(t, dir); len(ps) > 0 {
-		t.Fatalf("processes (qemu, passt) outlived Close: %v", ps)
+	for _, d := range []string{dir, netDir} {
+		if ps := qemuProcesses(t, d); len(ps) > 0 {
+			t.Fatalf("processes (qemu, passt) outlived Close: %v", ps)
+		}
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s not removed", d)
+		}
 	}
 }
 
