@@ -163,3 +163,21 @@ func TestKillRecordedMarker(t *testing.T) {
 		t.Fatal("passt recorded in the work dir still runs")
 	}
 }
+
+// TestStartWithoutPasst: the isolated network does not quietly become the
+// unisolated one; without passt the VM does not start, and says why.
+func TestStartWithoutPasst(t *testing.T) {
+	d := filepath.Join(t.TempDir(), "disk.raw")
+	if err := os.WriteFile(d, make([]byte, 512), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []Network{"", NetworkIsolated} {
+		_, err := Start(context.Background(), Config{Disk: d, DiskFormat: "raw", Accel: AccelTCG, Network: n, Passt: "/nonexistent/passt"})
+		if !errors.Is(err, errNoPasst) || !strings.Contains(err.Error(), "--vm-network slirp") {
+			t.Errorf("network %q without passt: %v, want errNoPasst", n, err)
+		}
+	}
+	if _, err := Start(context.Background(), Config{Disk: d, DiskFormat: "raw", Network: "bridge"}); err == nil || !strings.Contains(err.Error(), "unknown network") {
+		t.Errorf("unknown network: %v", err)
+	}
+}
