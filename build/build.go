@@ -82,8 +82,10 @@ type Builder struct {
 	// CacheDir keeps the KVM probe's answer.
 	CacheDir string
 	// Accel forces kvm or tcg; empty probes.
-	Accel  machine.Accel
-	Logger *slog.Logger
+	Accel machine.Accel
+	// Network is the build VMs' network; empty: machine.NetworkIsolated.
+	Network machine.Network
+	Logger  *slog.Logger
 	// ReadyTimeout and RebootTimeout pass through to the customizers
 	// (0: their defaults).
 	ReadyTimeout, RebootTimeout time.Duration

@@ -124,7 +124,8 @@ func (*lookUpLayers) Cleanup(r *run) {
 
 // layerKeys derives the key of the layer after each customizer. The first
 // covers the source disk, its boot, the VM shape, the grown disk size, the
-// build user and goldsmith's in-guest steps; each next one adds a
+// build user, goldsmith's in-guest steps and the VM's network (a state saved
+// on one back end must not be restored on another); each next one adds a
 // customizer's full definition and the sha256 of what it downloads.
 func (r *run) layerKeys(ctx context.Context) ([]string, error) {
 	size, err := r.vmSize()
@@ -147,7 +148,8 @@ func (r *run) layerKeys(ctx context.Context) ([]string, error) {
 	keys := []string{layer.Key("",
 		str("source"), str(r.base.DiskSHA256), str(r.base.Kernel), str(r.base.Initrd), str(r.base.Cmdline),
 		str(string(accel)), str(machine.CPUModelFor(accel)), str(host), str(strconv.Itoa(size.CPUs)), str(strconv.Itoa(size.MemoryMiB)),
-		str(strconv.FormatInt(r.diskSize(), 10)), str(BuildUser), str(guestStepsVersion), str(machine.StateFormat()))}
+		str(strconv.FormatInt(r.diskSize(), 10)), str(BuildUser), str(guestStepsVersion), str(machine.StateFormat()),
+		str(machine.NetworkKey(r.b.Network)))}
 	for _, c := range r.tmpl.Properties.Customize {
 		def, err := json.Marshal(c)
 		if err != nil {

@@ -17,7 +17,7 @@ import (
 // TestLayerKeys checks what invalidates which layers: a change to a
 // customizer or to the bytes it downloads invalidates its layer and every
 // later one, never an earlier one; the source and the disk size invalidate
-// all; distribute targets none.
+// all, and so does the VM's network; distribute targets none.
 func TestLayerKeys(t *testing.T) {
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		t.Skip("qemu-system-x86_64 not installed (the keys name its version)")
@@ -31,6 +31,7 @@ func TestLayerKeys(t *testing.T) {
 	type variant struct {
 		script, inline2, inline3, disk, distribute string
 		sourceSHA                                  string
+		network                                    machine.Network
 	}
 	orig := variant{script: "/a.sh", inline2: "echo 2", inline3: "echo 3", disk: "0", distribute: "out", sourceSHA: "aaaa"}
 	keys := func(v variant) []string {
@@ -51,7 +52,7 @@ func TestLayerKeys(t *testing.T) {
 			t.Fatalf("load: %v %v", err, found)
 		}
 		r := &run{
-			b:      &Builder{Fetcher: &customize.Fetcher{}, Accel: machine.AccelTCG},
+			b:      &Builder{Fetcher: &customize.Fetcher{}, Accel: machine.AccelTCG, Network: v.network},
 			tmpl:   found[0].Template,
 			base:   source.Image{DiskSHA256: v.sourceSHA, VirtualSize: 4 << 30, Kernel: "/boot/vmlinuz"},
 			logger: nopLogger(),
@@ -78,6 +79,9 @@ func TestLayerKeys(t *testing.T) {
 		{"first customizer's downloaded bytes", func(v *variant) { v.script = "/b.sh" }, 1},
 		{"disk size", func(v *variant) { v.disk = "40" }, 0},
 		{"source image", func(v *variant) { v.sourceSHA = "bbbb" }, 0},
+		// A state saved on slirp holds slirp's state: never restored on passt.
+		{"VM network", func(v *variant) { v.network = machine.NetworkSlirp }, 0},
+		{"default VM network is the isolated one", func(v *variant) { v.network = machine.NetworkIsolated }, 4},
 	}
 	for _, tt := range tests {
 		v := orig

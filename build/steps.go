@@ -167,7 +167,7 @@ func (*bootVM) Run(ctx context.Context, r *run) error {
 		Disk: r.overlay, DiskFormat: "qcow2",
 		Kernel: r.base.Kernel, Initrd: r.base.Initrd, Cmdline: r.base.Cmdline,
 		CPUs: size.CPUs, MemoryMiB: size.MemoryMiB,
-		Accel: r.b.Accel, CacheDir: r.b.CacheDir,
+		Accel: r.b.Accel, CacheDir: r.b.CacheDir, Network: r.b.Network,
 		Console: console, User: BuildUser, Logger: r.logger,
 		// A supervisor that dies mid-run (goldsmith serve, kill -9) finds
 		// the VM by this file at its next start and stops it.

@@ -42,5 +42,11 @@
 // VM sizes. SizeFor maps an Azure size name to vCPUs and memory (package
 // vmsize) and caps them to the host.
 //
-// External programs (qemu-system-x86_64) are started through a Runner.
+// Network. By default (NetworkIsolated) every QEMU process gets its own
+// passt as its network back end, with --no-map-gw: the guest reaches the
+// outside network but nothing on the host's loopback; passt forwards SSH
+// from 127.0.0.1. NetworkSlirp is QEMU's own user network, which does not
+// isolate the guest from the host.
+//
+// External programs (qemu-system-x86_64, passt) are started through a Runner.
 package machine

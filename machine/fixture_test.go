@@ -49,6 +49,20 @@ func needQEMU(t *testing.T) {
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		t.Skip("qemu-system-x86_64 not installed")
 	}
+	needPasst(t)
+}
+
+// needPasst fails the test without passt (the default network's back end)
+// where CI's tools are required (GOLDSMITH_REQUIRE_CORPUS or CI set), and
+// skips it elsewhere.
+func needPasst(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath(DefaultPasst); err != nil {
+		if os.Getenv("GOLDSMITH_REQUIRE_CORPUS") != "" || os.Getenv("CI") != "" {
+			t.Fatalf("passt (Debian package passt, installed by scripts/setup) is required here (GOLDSMITH_REQUIRE_CORPUS or CI is set): %v", err)
+		}
+		t.Skip("passt not installed (scripts/setup installs it)")
+	}
 }
 
 // getFixture returns the cached fixture, building it first if needed.

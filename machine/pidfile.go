@@ -15,37 +15,50 @@ import (
 // KillRecorded read them. This file is the one place that knows their
 // format.
 
-// WritePIDFile records pid in path.
-func WritePIDFile(path string, pid int) error {
-	return os.WriteFile(path, []byte(strconv.Itoa(pid)+"\n"), 0o644)
+// WritePIDFile records pid in path. A marker, when given, is a string the
+// process's command line contains: KillRecorded then also knows the process
+// as its own when nothing on its command line names the directory (passt,
+// whose command line names the VM's socket only).
+func WritePIDFile(path string, pid int, marker ...string) error {
+	data := strconv.Itoa(pid) + "\n"
+	if len(marker) > 0 && marker[0] != "" {
+		data += marker[0] + "\n"
+	}
+	return os.WriteFile(path, []byte(data), 0o644)
 }
 
 // ReadPIDFile reads the pid recorded in path.
 func ReadPIDFile(path string) (int, error) {
+	pid, _, err := readPIDFile(path)
+	return pid, err
+}
+
+func readPIDFile(path string) (pid int, marker string, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	first, rest, _ := strings.Cut(string(data), "\n")
+	pid, err = strconv.Atoi(strings.TrimSpace(first))
 	if err != nil {
-		return 0, fmt.Errorf("pid file %s: %w", path, err)
+		return 0, "", fmt.Errorf("pid file %s: %w", path, err)
 	}
-	return pid, nil
+	return pid, strings.TrimSpace(rest), nil
 }
 
 // KillRecorded kills (SIGKILL) the processes recorded in the *.pid files of
 // dir and of its direct subdirectories, if they still run. Only a process
-// whose command line names dir, or whose working directory is in dir, is
-// killed: a recycled pid belongs to someone else.
+// whose command line names dir (or the file's marker), or whose working
+// directory is in dir, is killed: a recycled pid belongs to someone else.
 func KillRecorded(dir string) {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
 	more, _ := filepath.Glob(filepath.Join(dir, "*", "*.pid"))
 	for _, f := range append(files, more...) {
-		pid, err := ReadPIDFile(f)
+		pid, marker, err := readPIDFile(f)
 		if err != nil || pid <= 1 || pid == os.Getpid() {
 			continue
 		}
-		if !processMentions(pid, dir) {
+		if !processMentions(pid, dir) && (marker == "" || !processMentions(pid, marker)) {
 			continue
 		}
 		shm := vmShmDir(pid)

@@ -18,8 +18,12 @@ type qemuInvocation struct {
 	Initrd     string
 	Cmdline    string
 	SSHPort    int
-	QMPSocket  string
-	FwCfg      []fwCfgFile
+	// NetSocket, when set, is passt's socket: the guest's network back end
+	// (NetworkIsolated), which forwards SSHPort itself. Empty: QEMU's
+	// built-in user-mode network (NetworkSlirp).
+	NetSocket string
+	QMPSocket string
+	FwCfg     []fwCfgFile
 	// Incoming starts QEMU paused, waiting for a saved state (Restore).
 	Incoming bool
 	// RAMFile, when set, backs the guest's memory with a shared file (on
@@ -52,7 +56,7 @@ func (q qemuInvocation) args() []string {
 		"-no-reboot",
 		"-qmp", "unix:" + qemuOpt(q.QMPSocket) + ",server=on,wait=off",
 		"-drive", "id=" + driveID + ",file=" + qemuOpt(q.Disk) + ",format=" + q.DiskFormat + ",if=virtio,cache=unsafe,discard=unmap",
-		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", q.SSHPort),
+		"-netdev", q.netdev(),
 		"-device", "virtio-net-pci,netdev=n0",
 		"-device", "virtio-rng-pci",
 		// A new generation id at every start tells a restored Linux guest
@@ -78,6 +82,13 @@ func (q qemuInvocation) args() []string {
 		a = append(a, "-fw_cfg", "name="+qemuOpt(f.Name)+",file="+qemuOpt(f.File))
 	}
 	return a
+}
+
+func (q qemuInvocation) netdev() string {
+	if q.NetSocket != "" {
+		return "stream,id=n0,server=off,addr.type=unix,addr.path=" + qemuOpt(q.NetSocket)
+	}
+	return fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", q.SSHPort)
 }
 
 // ramID names the file-backed memory backend.

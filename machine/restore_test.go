@@ -23,7 +23,7 @@ func debian12(t *testing.T) catalog.Entry {
 	if testing.Short() {
 		t.Skip("boots real VMs")
 	}
-	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "mmdebstrap"} {
+	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "mmdebstrap", machine.DefaultPasst} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed", tool)
 		}

@@ -450,6 +450,8 @@ const ramSuffix = ".ram"
 // starting).
 func sweepStaleVMDirs(log *slog.Logger) {
 	dirs, _ := filepath.Glob(filepath.Join(shmDir, "goldsmith-vm-*"))
+	nets, _ := filepath.Glob(filepath.Join(shmDir, netDirPrefix+"*"))
+	dirs = append(dirs, nets...)
 	if len(dirs) == 0 {
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -117,7 +118,13 @@ type Config struct {
 
 	// PIDFile, when set, receives the running QEMU's pid at every start, so
 	// that a supervisor that dies can have the process stopped later.
+	// passt's goes next to it (NetPIDFile).
 	PIDFile string
+
+	// Network is the guest's network; default NetworkIsolated.
+	Network Network
+	// Passt is the passt program; default DefaultPasst.
+	Passt string
 
 	// Restore, when set, starts the VM from a saved state (see Restore)
 	// instead of booting it.
@@ -184,6 +191,10 @@ type VM struct {
 	restart *KernelBoot
 	// ramFile backs the guest's memory ("" : anonymous memory).
 	ramFile string
+	// netDir holds passt's sockets; passtUser is who passt runs as ("":
+	// this process's user); dns are the guest's DNS servers (NetworkIsolated).
+	netDir, passtUser string
+	dns               []string
 	// shadowOf is the QEMU process whose memory shadowFile holds as of its
 	// last checkpoint or restore (nil: none).
 	shadowOf *instance
@@ -206,8 +217,10 @@ type VM struct {
 
 // instance is one QEMU process of the VM (a new one after every reboot).
 type instance struct {
-	proc    Process
-	qmp     *qmpConn
+	proc Process
+	net  *netProcess // passt, with NetworkIsolated
+	qmp  *qmpConn
+	// exited is closed once QEMU has exited and its passt is gone.
 	exited  chan struct{}
 	waitErr error
 	stderr  tailBuffer
@@ -256,6 +269,12 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	if cfg.QEMU == "" {
 		cfg.QEMU = DefaultQEMU
 	}
+	if cfg.Network == "" {
+		cfg.Network = NetworkIsolated
+	}
+	if cfg.Passt == "" {
+		cfg.Passt = DefaultPasst
+	}
 	if cfg.Runner == nil {
 		cfg.Runner = HostRunner{}
 	}
@@ -272,6 +291,16 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 			return nil, fmt.Errorf("machine: %w", err)
 		}
 		cfg.DiskFormat = f
+	}
+	switch cfg.Network {
+	case NetworkIsolated:
+		if _, err := exec.LookPath(cfg.Passt); err != nil {
+			return nil, fmt.Errorf("machine: %w", errNoPasst)
+		}
+	case NetworkSlirp:
+		log.Warn("THE BUILD VM IS NOT ISOLATED FROM THIS HOST: on the slirp network its guest reaches every service listening on this host's 127.0.0.1 through 10.0.2.2")
+	default:
+		return nil, fmt.Errorf("machine: unknown network %q (want %s or %s)", cfg.Network, NetworkIsolated, NetworkSlirp)
 	}
 	accel := cfg.Accel
 	switch accel {
@@ -307,9 +336,21 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	fail := func(err error) (*VM, error) {
 		cancel()
 		os.RemoveAll(dir)
+		if v.netDir != "" {
+			os.RemoveAll(v.netDir)
+		}
 		return nil, fmt.Errorf("machine: %w", err)
 	}
 
+	if cfg.Network == NetworkIsolated {
+		if v.netDir, v.passtUser, err = netSocketDir(filepath.Dir(dir)); err != nil {
+			return fail(fmt.Errorf("passt's directory: %w", err))
+		}
+		v.dns = guestResolvers(resolvConfs)
+		if len(v.dns) == 0 {
+			log.Warn("no non-loopback DNS resolver in this host's resolv.conf: the build VM gets no DNS server")
+		}
+	}
 	signer, hostPub, err := v.writeIdentity()
 	if err != nil {
 		return fail(err)
@@ -466,6 +507,9 @@ func (v *VM) invocation(first bool, port, boot int) qemuInvocation {
 		SSHPort: port, QMPSocket: filepath.Join(v.dir, fmt.Sprintf("qmp-%d.sock", boot)),
 		FwCfg: v.fwcfg,
 	}
+	if v.netDir != "" {
+		inv.NetSocket = filepath.Join(v.netDir, fmt.Sprintf("passt-%d.sock", boot))
+	}
 	if first || v.cfg.RestartBoot == RestartWithKernel {
 		inv.Kernel, inv.Initrd, inv.Cmdline = v.cfg.Kernel, v.cfg.Initrd, v.cfg.Cmdline
 	} else if v.restart != nil {
@@ -476,12 +520,37 @@ func (v *VM) invocation(first bool, port, boot int) qemuInvocation {
 
 var errPortBusy = errors.New("SSH forwarding port in use")
 
+// NetPIDFile is where passt's pid is recorded for a VM whose QEMU's goes to
+// qemuPIDFile (Config.PIDFile).
+func NetPIDFile(qemuPIDFile string) string {
+	return strings.TrimSuffix(qemuPIDFile, ".pid") + "-passt.pid"
+}
+
 func (v *VM) startInstance(ctx context.Context, inv qemuInvocation) (*instance, error) {
 	inst := &instance{exited: make(chan struct{})}
+	if inv.NetSocket != "" {
+		// A socket left by the passt of an earlier attempt or boot.
+		_ = os.Remove(inv.NetSocket)
+		pidFile := ""
+		if v.cfg.PIDFile != "" {
+			pidFile = NetPIDFile(v.cfg.PIDFile)
+		}
+		start := time.Now()
+		n, err := startPasst(ctx, v.cfg.Runner, v.cfg.Passt, passtConfig{
+			Socket: inv.NetSocket, SSHPort: inv.SSHPort, DNS: v.dns, RunAs: v.passtUser}, pidFile)
+		if err != nil {
+			return nil, err
+		}
+		v.log.Info("started passt", "pid", n.proc.Pid(), "socket", inv.NetSocket, "took", time.Since(start).Round(time.Millisecond))
+		inst.net = n
+	}
 	cmd := Command{Path: v.cfg.QEMU, Args: inv.args(), Stdout: v.conOut, Stderr: &inst.stderr}
 	v.log.Info("starting qemu", "cmd", cmd.String())
 	proc, err := v.cfg.Runner.Start(cmd)
 	if err != nil {
+		if inst.net != nil {
+			inst.net.stop()
+		}
 		return nil, err
 	}
 	inst.proc = proc
@@ -492,6 +561,10 @@ func (v *VM) startInstance(ctx context.Context, inv qemuInvocation) (*instance, 
 	}
 	go func() {
 		inst.waitErr = proc.Wait()
+		if inst.net != nil {
+			// Gone by itself (--one-off) once QEMU closed its socket.
+			inst.net.stop()
+		}
 		close(inst.exited)
 	}()
 	onEvent := func(ev qmpEvent) {
@@ -807,6 +880,11 @@ func (v *VM) Close() error {
 		_ = v.waitShadow()
 		if err := os.RemoveAll(v.dir); err != nil {
 			v.closeErr = fmt.Errorf("machine: removing %s: %w", v.dir, err)
+		}
+		if v.netDir != "" {
+			if err := os.RemoveAll(v.netDir); err != nil && v.closeErr == nil {
+				v.closeErr = fmt.Errorf("machine: removing %s: %w", v.netDir, err)
+			}
 		}
 	})
 	return v.closeErr

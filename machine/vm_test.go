@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -79,7 +84,12 @@ func waitSSH(t *testing.T, v *VM, what string) time.Duration {
 
 func run(t *testing.T, v *VM, cmd string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	return runFor(t, v, 2*time.Minute, cmd)
+}
+
+func runFor(t *testing.T, v *VM, limit time.Duration, cmd string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	var out, errb bytes.Buffer
 	start := time.Now()
@@ -256,15 +266,17 @@ func TestVMShutdown(t *testing.T) {
 	if _, err := v.Comm().Run(ctx, "true", nil, nil); !errors.Is(err, ErrPoweredOff) {
 		t.Fatalf("run after power-off: %v", err)
 	}
-	dir := v.dir
+	dirs := []string{v.dir, v.netDir}
 	if err := v.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if ps := qemuProcesses(t, dir); len(ps) > 0 {
-		t.Fatalf("processes outlived Close: %v", ps)
-	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Fatalf("temp dir %s not removed", dir)
+	for _, dir := range dirs {
+		if ps := qemuProcesses(t, dir); len(ps) > 0 {
+			t.Fatalf("processes outlived Close: %v", ps)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Fatalf("temp dir %s not removed", dir)
+		}
 	}
 }
 
@@ -308,3 +320,108 @@ func TestProbeAccel(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestIsolatedNetwork proves both halves of the default network's promise
+// in a real build VM: a server bound to the host's 127.0.0.1 is out of the
+// guest's reach (through 10.0.2.2, the guest's gateway and the host's own
+// address), while `apt-get update` works (DNS and the outside network). A
+// server on the host's non-loopback address is reached by the same probe,
+// so the probe can tell reachable from not.
+func TestIsolatedNetwork(t *testing.T) {
+	needQEMU(t)
+	token := strconv.FormatInt(time.Now().UnixNano(), 36)
+	serve := func(l net.Listener) *httptest.Server {
+		s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "secret-"+token+"\n")
+		}))
+		s.Listener.Close()
+		s.Listener = l
+		s.Start()
+		t.Cleanup(s.Close)
+		return s
+	}
+	local, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(local)
+	hostIP := hostAddress(t)
+	public, err := net.Listen("tcp", hostIP+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := serve(public)
+	loopPort := local.Addr().(*net.TCPAddr).Port
+
+	var console bytes.Buffer
+	v := startFixtureVM(t, &console)
+	waitSSH(t, v, "boot → SSH (passt)")
+	gw, _, _ := run(t, v, "ip -4 route show default | awk '{print $3; exit}'")
+	gw = strings.TrimSpace(gw)
+	if gw == "" {
+		t.Fatalf("the guest has no default route")
+	}
+	// One HTTP request per case over bash's /dev/tcp, 5 s at most, all at
+	// once: each prints its index and the body's last line, or FAILED.
+	cases := []struct {
+		name      string
+		host      string
+		port      int
+		reachable bool
+	}{
+		{"host loopback via 10.0.2.2", "10.0.2.2", loopPort, false},
+		{"host loopback via the guest's gateway " + gw, gw, loopPort, false},
+		{"host loopback port on the host's address", hostIP, loopPort, false},
+		{"server on the host's address (control)", hostIP, outside.Listener.Addr().(*net.TCPAddr).Port, true},
+	}
+	var script strings.Builder
+	for i, c := range cases {
+		fmt.Fprintf(&script, `(r=$(timeout 5 bash -c 'exec 3<>/dev/tcp/%s/%d && printf "GET / HTTP/1.0\r\n\r\n" >&3 && cat <&3' 2>/dev/null) && echo "%d $(echo "$r" | tail -1)" || echo "%d FAILED") & `, c.host, c.port, i, i)
+	}
+	script.WriteString("wait")
+	out, _, _ := run(t, v, script.String())
+	results := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		i, rest, _ := strings.Cut(line, " ")
+		results[i] = rest
+	}
+	for i, c := range cases {
+		got := results[strconv.Itoa(i)]
+		if reached := got == "secret-"+token; reached != c.reachable {
+			t.Errorf("%s (%s:%d): reached=%v, want %v; guest printed %q", c.name, c.host, c.port, reached, c.reachable, got)
+		}
+	}
+
+	out, errOut, code := runFor(t, v, 5*time.Minute, "getent hosts deb.debian.org && sudo apt-get update 2>&1")
+	if code != 0 || strings.Contains(out, "Err:") || strings.Contains(out, "Temporary failure") {
+		t.Fatalf("apt-get update in the isolated VM: exit %d\n%s%s", code, out, errOut)
+	}
+	dir, netDir := v.dir, v.netDir
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dir, netDir} {
+		if ps := qemuProcesses(t, d); len(ps) > 0 {
+			t.Fatalf("processes (qemu, passt) outlived Close: %v", ps)
+		}
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s not removed", d)
+		}
+	}
+}
+
+// hostAddress is a non-loopback IPv4 address of this host.
+func hostAddress(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			return n.IP.String()
+		}
+	}
+	t.Skip("the host has no non-loopback IPv4 address")
+	return ""
+}

@@ -31,6 +31,7 @@ type buildFlags struct {
 	output     string
 	format     string
 	accel      string
+	vmNetwork  string
 	resource   string
 	verbose    bool
 	noCache    bool
@@ -71,6 +72,7 @@ when the build succeeded.`,
 	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
 	fl.StringVar(&f.format, "format", "qcow2", "disk format for managedImage and sharedImage targets: qcow2 or raw")
 	fl.StringVar(&f.accel, "accel", "", "force the accelerator: kvm or tcg (default: probe)")
+	fl.StringVar(&f.vmNetwork, "vm-network", string(machine.NetworkIsolated), vmNetworkUsage)
 	fl.StringVar(&f.resource, "resource", "", "which template of a deployment template to build, e.g. resources[1]")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log goldsmith's internals")
 	fl.BoolVar(&f.noCache, "no-cache", false, "run every customizer: neither restore nor save layers")
@@ -83,6 +85,9 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, file string, f buil
 	}
 	if f.accel != "" && f.accel != "kvm" && f.accel != "tcg" {
 		return usageError("--accel must be kvm or tcg, not %q", f.accel)
+	}
+	if err := checkVMNetwork(f.vmNetwork); err != nil {
+		return err
 	}
 	tmpl, err := loadOne(file, f)
 	if err != nil {
@@ -102,7 +107,7 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, file string, f buil
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	b, _, err := newBuilder(f.dataDir, logger, f.accel)
+	b, _, err := newBuilder(f.dataDir, logger, f.accel, f.vmNetwork)
 	if err != nil {
 		return err
 	}
@@ -177,7 +182,7 @@ func printBuildJSON(w io.Writer, outDir string, res *build.Result, err error) er
 
 // newBuilder makes the build engine over the data dir's catalog (returned
 // too: a server resolves sources with it) and caches.
-func newBuilder(dataDir string, logger *slog.Logger, accel string) (*build.Builder, *catalog.Catalog, error) {
+func newBuilder(dataDir string, logger *slog.Logger, accel, network string) (*build.Builder, *catalog.Catalog, error) {
 	run := disk.Exec{Log: logger}
 	cat, err := catalog.Open(dataDir, catalog.WithLogger(logger), catalog.WithRunner(run))
 	if err != nil {
@@ -194,6 +199,7 @@ func newBuilder(dataDir string, logger *slog.Logger, accel string) (*build.Build
 		Fetcher:  &customize.Fetcher{CacheDir: filepath.Join(dataDir, "downloads")},
 		CacheDir: filepath.Join(dataDir, "cache"),
 		Accel:    machine.Accel(accel),
+		Network:  machine.Network(network),
 		Logger:   logger,
 		Layers:   layers,
 	}, cat, nil
@@ -244,4 +250,14 @@ func loadOne(file string, f buildFlags) (*template.Template, error) {
 			file, strings.Join(pick.Unresolved, ", "))}
 	}
 	return pick.Template, nil
+}
+
+const vmNetworkUsage = "build VMs' network: isolated (passt: the outside network, not this host's loopback) or slirp (QEMU's own: reaches every service on this host's 127.0.0.1; only where passt is missing)"
+
+func checkVMNetwork(n string) error {
+	switch machine.Network(n) {
+	case machine.NetworkIsolated, machine.NetworkSlirp:
+		return nil
+	}
+	return usageError("--vm-network must be %s or %s, not %q", machine.NetworkIsolated, machine.NetworkSlirp, n)
 }

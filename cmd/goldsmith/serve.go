@@ -24,6 +24,7 @@ import (
 	"github.com/goldsmith-dev/goldsmith/catalog"
 	"github.com/goldsmith-dev/goldsmith/console"
 	"github.com/goldsmith-dev/goldsmith/download"
+	"github.com/goldsmith-dev/goldsmith/machine"
 	"github.com/goldsmith-dev/goldsmith/runner"
 	"github.com/goldsmith-dev/goldsmith/server"
 	"github.com/goldsmith-dev/goldsmith/store"
@@ -40,6 +41,7 @@ type serveFlags struct {
 	config     string
 	logLevel   string
 	accel      string
+	vmNetwork  string
 	maxISOGiB  int64
 	tlsNames   []string
 	// executor, when set, runs the builds instead of the build engine: only
@@ -162,6 +164,7 @@ is reported so by another server within about 70 seconds.`,
 	fl.StringVar(&f.config, "config", "", "config file (default DATA_DIR/config.json)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.accel, "accel", "", "force the build VMs' accelerator: kvm or tcg (default: probe)")
+	fl.StringVar(&f.vmNetwork, "vm-network", string(machine.NetworkIsolated), vmNetworkUsage)
 	fl.Int64Var(&f.maxISOGiB, "max-iso-size", download.DefaultMaxISOBytes>>30, "largest ISO source downloaded at submission, in GiB (scripts and Files keep AIB's caps)")
 	return cmd
 }
@@ -180,7 +183,7 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 		return usageError("--tls-self-signed and --tls-cert exclude each other")
 	}
 	n, err := openNode(ctx, stdout, stderr, nodeFlags{dataDir: f.dataDir, database: f.database, config: f.config, logLevel: f.logLevel,
-		accel: f.accel, maxISOGiB: f.maxISOGiB, workers: f.workers, executor: f.executor, builderDir: f.builderDir, queueLease: f.queueLease, api: true})
+		accel: f.accel, vmNetwork: f.vmNetwork, maxISOGiB: f.maxISOGiB, workers: f.workers, executor: f.executor, builderDir: f.builderDir, queueLease: f.queueLease, api: true})
 	if err != nil {
 		return err
 	}
@@ -300,6 +303,7 @@ func serveTokens(dir string, conf serveConfig, out io.Writer) ([]string, error) 
 // state and how it builds.
 type nodeFlags struct {
 	dataDir, database, config, logLevel, accel string
+	vmNetwork                                  string
 	maxISOGiB                                  int64
 	workers                                    int
 	executor                                   runner.Executor
@@ -331,6 +335,9 @@ func openNode(ctx context.Context, stdout, stderr io.Writer, f nodeFlags) (*node
 	if f.accel != "" && f.accel != "kvm" && f.accel != "tcg" {
 		return nil, usageError("--accel must be kvm or tcg, not %q", f.accel)
 	}
+	if err := checkVMNetwork(f.vmNetwork); err != nil {
+		return nil, err
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	dir, err := filepath.Abs(f.dataDir)
 	if err != nil {
@@ -354,7 +361,7 @@ func openNode(ctx context.Context, stdout, stderr io.Writer, f nodeFlags) (*node
 		if f.builderDir != "" {
 			builderDir = f.builderDir
 		}
-		if cfg.Builder, cfg.Platform, err = newBuilder(builderDir, log.With("component", "build"), f.accel); err != nil {
+		if cfg.Builder, cfg.Platform, err = newBuilder(builderDir, log.With("component", "build"), f.accel, f.vmNetwork); err != nil {
 			return nil, err
 		}
 	}

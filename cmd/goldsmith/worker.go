@@ -18,6 +18,7 @@ import (
 
 type workerFlags struct {
 	dataDir, database, config, logLevel, accel string
+	vmNetwork                                  string
 	maxISOGiB                                  int64
 	capacity                                   int
 	forceCapacity                              bool
@@ -60,6 +61,7 @@ stops the build VMs it left and removes their scratch files.`,
 	fl.StringVar(&f.config, "config", "", "config file, for the regions (default DATA_DIR/config.json)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.accel, "accel", "", "force the build VMs' accelerator: kvm or tcg (default: probe)")
+	fl.StringVar(&f.vmNetwork, "vm-network", string(machine.NetworkIsolated), vmNetworkUsage)
 	fl.Int64Var(&f.maxISOGiB, "max-iso-size", download.DefaultMaxISOBytes>>30, "largest ISO source downloaded at submission, in GiB")
 	fl.IntVar(&f.capacity, "capacity", 0, "builds run at the same time (default: what this machine's cores and memory hold)")
 	fl.BoolVar(&f.forceCapacity, "force-capacity", false, "allow --capacity above what this machine holds")
@@ -89,7 +91,7 @@ func runWorker(ctx context.Context, stdout, stderr io.Writer, f workerFlags) err
 		return usageError("--capacity %d is more than this machine holds (%d: %d CPUs, %d MiB for %s build VMs); add --force-capacity to insist",
 			capacity, holds, host.CPUs, host.MemoryMiB, vm.Name)
 	}
-	n, err := openNode(ctx, stdout, stderr, nodeFlags{dataDir: f.dataDir, database: f.database, config: f.config, logLevel: f.logLevel,
+	n, err := openNode(ctx, stdout, stderr, nodeFlags{dataDir: f.dataDir, database: f.database, config: f.config, logLevel: f.logLevel, vmNetwork: f.vmNetwork,
 		accel: f.accel, maxISOGiB: f.maxISOGiB, workers: capacity, executor: f.executor, builderDir: f.builderDir, queueLease: f.queueLease})
 	if err != nil {
 		return err
