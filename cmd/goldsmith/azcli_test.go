@@ -79,6 +79,7 @@ func startServeWith(t *testing.T, f serveFlags) servedAZ {
 	for !servingRE.MatchString(out.String()) {
 		select {
 		case err := <-done:
+			done <- err // for the cleanup, which waits for it
 			t.Fatalf("goldsmith serve ended: %v\n%s\n%s", err, out.String(), errs.String())
 		case <-time.After(50 * time.Millisecond):
 		}

@@ -335,6 +335,9 @@ func openNode(ctx context.Context, stdout, stderr io.Writer, f nodeFlags) (*node
 	if f.accel != "" && f.accel != "kvm" && f.accel != "tcg" {
 		return nil, usageError("--accel must be kvm or tcg, not %q", f.accel)
 	}
+	if f.vmNetwork == "" {
+		f.vmNetwork = string(machine.NetworkIsolated)
+	}
 	if err := checkVMNetwork(f.vmNetwork); err != nil {
 		return nil, err
 	}
