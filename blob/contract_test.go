@@ -200,7 +200,8 @@ func TestStoreContract(t *testing.T) {
 }
 
 // TestS3CrashedUpload: CleanTmp removes both a finished upload and an
-// unfinished multipart upload that a crash left under tmp/.
+// unfinished multipart upload that a crash left under tmp/, once they are
+// old enough not to be another node's upload in progress.
 func TestS3CrashedUpload(t *testing.T) {
 	cfg := s3srv.Bucket(t)
 	st := openS3(t, cfg)
@@ -213,6 +214,17 @@ func TestS3CrashedUpload(t *testing.T) {
 	if _, err := core.NewMultipartUpload(ctx, cfg.Bucket, "tmp/unfinished", minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if err := st.CleanTmp(); err != nil {
+		t.Fatal(err)
+	}
+	var uploads int
+	for range c.ListIncompleteUploads(ctx, cfg.Bucket, "tmp/", true) {
+		uploads++
+	}
+	if _, err := c.StatObject(ctx, cfg.Bucket, "tmp/left-behind", minio.StatObjectOptions{}); err != nil || uploads != 1 {
+		t.Fatalf("CleanTmp removed young uploads (another node's, perhaps): object %v, %d unfinished uploads", err, uploads)
+	}
+	blob.SetTmpAge(st, 0)
 	if err := st.CleanTmp(); err != nil {
 		t.Fatal(err)
 	}

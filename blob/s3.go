@@ -54,8 +54,13 @@ type S3 struct {
 	prefix   string
 	partSize uint64
 	timeout  time.Duration // of the calls that take no context
-	locks    keyLocks
+	// tmpAge: CleanTmp leaves what under tmp/ is younger (see there).
+	tmpAge time.Duration
+	locks  keyLocks
 }
+
+// defaultTmpAge outlasts any upload goldsmith makes.
+const defaultTmpAge = 24 * time.Hour
 
 // NewS3 opens the store cfg names; its bucket must exist. getenv reads the
 // environment (os.Getenv).
@@ -99,7 +104,7 @@ func NewS3(ctx context.Context, cfg S3Config, getenv func(string) string) (*S3, 
 		prefix += "/"
 	}
 	s := &S3{client: client, endpoint: u.Scheme + "://" + u.Host, bucket: cfg.Bucket, prefix: prefix,
-		partSize: uint64(part) << 20, timeout: time.Minute}
+		partSize: uint64(part) << 20, timeout: time.Minute, tmpAge: defaultTmpAge}
 	ok, err := client.BucketExists(ctx, cfg.Bucket)
 	if err != nil {
 		return nil, fmt.Errorf("s3 store %s/%s: %w", s.endpoint, cfg.Bucket, err)
@@ -356,16 +361,25 @@ func (s *S3) List() ([]string, error) {
 func (s *S3) CleanTmp() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
+	// A bucket is shared by every node of a fleet: what is younger than
+	// tmpAge may be another node's upload in progress.
+	before := time.Now().Add(-s.tmpAge)
 	var errs []error
 	for o := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.prefix + "tmp/", Recursive: true}) {
 		if o.Err != nil {
 			return fmt.Errorf("clean %s: %w", s, o.Err)
+		}
+		if o.LastModified.After(before) {
+			continue
 		}
 		errs = append(errs, s.client.RemoveObject(ctx, s.bucket, o.Key, minio.RemoveObjectOptions{}))
 	}
 	for u := range s.client.ListIncompleteUploads(ctx, s.bucket, s.prefix+"tmp/", true) {
 		if u.Err != nil {
 			return fmt.Errorf("clean %s: %w", s, u.Err)
+		}
+		if u.Initiated.After(before) {
+			continue
 		}
 		errs = append(errs, s.client.RemoveIncompleteUpload(ctx, s.bucket, u.Key))
 	}

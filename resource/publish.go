@@ -335,6 +335,7 @@ func (s *Service) publishGalleryVersion(ctx context.Context, t ImageTemplate, r 
 				"replicationStatus": map[string]any{"aggregatedState": "InProgress", "summary": summary},
 			},
 			SystemData: newSystemData(tx.Now()), Artifact: s.artifactOf(p, id, names2)}
+		v.Artifact.Run = r.RunID
 		if err := tx.CreateJSON(ctx, v.ID, TypeGalleryImageVersion, v); err != nil {
 			if errors.Is(err, store.ErrExists) {
 				return fmt.Errorf("the gallery image version %s already exists", v.ID)

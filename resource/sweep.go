@@ -15,8 +15,8 @@ import (
 // progress; other nodes' runs may be, and keep what they hold) and before
 // the queue runs:
 //
-//   - gallery image versions still Creating (their replication died with
-//     the server) are removed;
+//   - gallery image versions still Creating whose run is not in progress
+//     (their replication died with the server) are removed;
 //   - blob references whose holder no longer holds them are dropped, and
 //     blobs no reference names, and copies in progress, are removed from
 //     every region's store and the staging store (package blobref);
@@ -27,6 +27,15 @@ import (
 func (s *Service) Sweep(ctx context.Context) error {
 	holders, disks, active := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		runs, err := s.Runs(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, r := range runs {
+			if r.Active() {
+				active[r.RunID] = true
+			}
+		}
 		versions, _, err := list[Resource](ctx, tx, TypeGalleryImageVersion, "", Page{})
 		if err != nil {
 			return err
@@ -34,6 +43,9 @@ func (s *Service) Sweep(ctx context.Context) error {
 		for _, v := range versions {
 			if v.Properties["provisioningState"] != StateCreating {
 				continue
+			}
+			if v.Artifact != nil && v.Artifact.Run != "" && active[v.Artifact.Run] {
+				continue // another node's run replicates it now
 			}
 			s.log.Warn("removing a gallery image version whose replication was interrupted", "version", v.ID)
 			if _, err := tx.DeleteTree(ctx, v.ID); err != nil {
@@ -52,15 +64,6 @@ func (s *Service) Sweep(ctx context.Context) error {
 						disks[r.Artifact.SHA256] = true
 					}
 				}
-			}
-		}
-		runs, err := s.Runs(ctx, tx)
-		if err != nil {
-			return err
-		}
-		for _, r := range runs {
-			if r.Active() {
-				active[r.RunID] = true
 			}
 		}
 		// A template holds its staged files; one being submitted (perhaps

@@ -22,8 +22,9 @@ func (runQueue) Redistribute(context.Context, *store.Tx, string) (int64, error) 
 func (runQueue) Cancel(context.Context, *store.Tx, int64) (bool, error)         { return false, nil }
 
 // TestSweepKeepsActiveRuns: a node starting while another node's run
-// publishes (the run holds its VHD before its runOutput exists) must not
-// sweep the blob; once the run has ended without recording it, it goes.
+// publishes (the run holds its VHD before its runOutput exists, and a
+// gallery version it replicates is Creating) must not sweep the blob or
+// the version; once the run has ended without recording them, they go.
 // The node's own interrupted downloads go at once.
 func TestSweepKeepsActiveRuns(t *testing.T) {
 	ctx := context.Background()
@@ -51,8 +52,14 @@ func TestSweepKeepsActiveRuns(t *testing.T) {
 	}
 	const tid = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.VirtualMachineImages/imageTemplates/t"
 	run := Run{ID: tid + "/runs/r1", RunID: "r1", TemplateID: tid, State: RunRunning, StartTime: time.Now()}
+	const vid = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/g/images/i/versions/1.0.0"
+	version := Resource{ID: vid, Name: "1.0.0", Type: TypeGalleryImageVersion, Properties: map[string]any{"provisioningState": StateCreating},
+		Artifact: &Artifact{Format: "qcow2", SHA256: sum, Holder: vid, Run: "r1"}}
 	err = st.Update(ctx, func(tx *store.Tx) error {
 		if err := tx.PutJSON(ctx, run.ID, TypeRun, run); err != nil {
+			return err
+		}
+		if err := tx.PutJSON(ctx, vid, TypeGalleryImageVersion, version); err != nil {
 			return err
 		}
 		return s.refs.Acquire(ctx, tx, stagingStore, sum, tid+"/runOutputs/vhd#r1")
@@ -91,6 +98,10 @@ func TestSweepKeepsActiveRuns(t *testing.T) {
 			}
 			if _, ok, err := s.staging.Stat(sum); ok != tc.kept || err != nil {
 				t.Fatalf("after the sweep the VHD exists = %v (%v), want %v", ok, err, tc.kept)
+			}
+			err := st.View(ctx, func(tx *store.Tx) error { _, err := tx.Get(ctx, vid); return err })
+			if exists := err == nil; exists != tc.kept {
+				t.Fatalf("after the sweep the Creating gallery version exists = %v (%v), want %v", exists, err, tc.kept)
 			}
 			if entries, err := os.ReadDir(filepath.Join(dir, "downloads")); len(entries) != 0 || err != nil {
 				t.Fatalf("downloads/ holds %d entries after the sweep (%v)", len(entries), err)

@@ -89,6 +89,10 @@ type Artifact struct {
 	Regions     []string `json:"regions"`
 	// Holder is the name the resource's blob references are kept under.
 	Holder string `json:"holder"`
+	// Run is the run publishing the resource while it is Creating (a
+	// gallery version replicating): a node's start-up sweep leaves it to
+	// that run while the run is in progress, perhaps on another node.
+	Run string `json:"run,omitempty"`
 }
 
 // ProvisioningState values.
