@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/goldsmith-dev/goldsmith/identity"
+	"github.com/goldsmith-dev/goldsmith/server"
+	"github.com/goldsmith-dev/goldsmith/store"
 )
 
 // tokenRequest posts a client_credentials request to the token endpoint.
@@ -167,9 +169,16 @@ func TestTokensRefused(t *testing.T) {
 		}
 		return tok.AccessToken
 	}
-	// Issued two hours ago with this server's own key: expired an hour ago.
-	past, err := identity.NewAuthority(identity.Options{Directory: dir, KeyFile: filepath.Join(s.DataDir, "identity", "token-signing.key"),
-		Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }})
+	// Issued two hours ago with this server's own key (its data directory's
+	// on SQLite, the database's on PostgreSQL): expired an hour ago.
+	pastOpts := identity.Options{Directory: dir, KeyFile: filepath.Join(s.DataDir, "identity", "token-signing.key"),
+		Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }}
+	if s.Store.Dialect() == store.PostgreSQL {
+		if pastOpts.Key, err = server.TokenSigningKey(ctx, s.Store); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past, err := identity.NewAuthority(pastOpts)
 	if err != nil {
 		t.Fatal(err)
 	}

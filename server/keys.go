@@ -40,3 +40,10 @@ func sharedKey(ctx context.Context, st *store.Store, name string) ([]byte, error
 	}
 	return k.Key, nil
 }
+
+// TokenSigningKey is the key every server on the shared database st signs
+// access tokens with (on SQLite a server's key is a file of its data
+// directory instead).
+func TokenSigningKey(ctx context.Context, st *store.Store) ([]byte, error) {
+	return sharedKey(ctx, st, "token")
+}
