@@ -144,6 +144,15 @@ func (c *Comm) WaitForSSH(ctx context.Context) error {
 			if client != nil && boot == st.Boot && ping(client) == nil {
 				return nil
 			}
+			if !isClosed(st.SSHStarted) {
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("waiting for SSH: %w", ctx.Err())
+				case <-st.Changed:
+				case <-st.SSHStarted:
+				}
+				continue
+			}
 			client, id, err := c.dial(ctx)
 			if err == nil {
 				c.mu.Lock()
@@ -175,6 +184,19 @@ func (c *Comm) WaitForSSH(ctx context.Context) error {
 			t.Stop()
 		case <-t.C:
 		}
+	}
+}
+
+// isClosed tells whether ch is closed; a nil ch counts as closed.
+func isClosed(ch <-chan struct{}) bool {
+	if ch == nil {
+		return true
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 
