@@ -219,7 +219,8 @@ func fleetTemplate(name string, n int) map[string]any {
 // builds of two at a time on this 2-core machine with 4 GiB VHDs through
 // the S3 server, tens of minutes, too long for CI. On this machine that
 // variant last failed: versitygw answered "internal error" to VHD uploads
-// made concurrently (a single 4 GiB upload succeeds).
+// made while the builds ran (four concurrent 4 GiB uploads on an idle
+// host succeed; the cause is not known yet).
 func TestFleet(t *testing.T) {
 	cluster, err := pgtest.Start()
 	if err != nil {
