@@ -256,7 +256,6 @@ func (r *run) steps() []step {
 		&saveBaseLayer{},
 		&customizeStep{},
 		&validateStep{},
-		&packageList{},
 		&generalize{},
 		&distribute{},
 	}

@@ -69,7 +69,7 @@ type rule struct {
 // generalize's first pass (which method; the builtin one then asks the
 // guest to power off).
 var defaultRules = []rule{
-	{match: "-generalize.sh auto ", stdout: "goldsmith-customize:generalize-method builtin " + BuildUser + "\n" +
+	{match: " goldsmith-generalize auto ", stdout: "goldsmith-customize:generalize-method builtin " + BuildUser + "\n" +
 		"generalized\ngoldsmith-customize:powering-off\n"},
 }
 
@@ -135,6 +135,12 @@ func (v *fakeVM) script(command string) (script, name string) {
 	defer v.mu.Unlock()
 	script = command
 	name, _, _ = strings.Cut(command, "\n")
+	// customize's generalize script comes as a here-document after a
+	// long sudo line: name it by its mode.
+	if _, rest, ok := strings.Cut(name, " goldsmith-generalize "); ok {
+		mode, _, _ := strings.Cut(rest, " ")
+		name = "generalize " + mode
+	}
 	for path, b := range v.uploads {
 		if !strings.Contains(command, path) {
 			continue

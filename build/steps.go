@@ -1,8 +1,6 @@
 package build
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -375,33 +373,6 @@ func (*validateStep) Run(ctx context.Context, r *run) error {
 	return r.maybeAbort(ctx, "onValidationError", err)
 }
 
-// packageList records the result's installed packages before the build
-// user's tools are gone.
-type packageList struct{}
-
-func (*packageList) Name() string { return "list installed packages" }
-func (*packageList) Cleanup(*run) {}
-func (*packageList) Run(ctx context.Context, r *run) error {
-	if r.sourceValidationOnly() {
-		return nil
-	}
-	var out bytes.Buffer
-	code, err := r.vm.Run(ctx, `command -v dpkg-query >/dev/null && dpkg-query -W -f='${Package}\t${Version}\n' || true`, &out, nil)
-	if err != nil || code != 0 {
-		r.logf("could not list installed packages (exit %d): %v", code, err)
-		return nil
-	}
-	sc := bufio.NewScanner(&out)
-	for sc.Scan() {
-		name, version, ok := strings.Cut(sc.Text(), "\t")
-		if ok {
-			r.manifest.Packages = append(r.manifest.Packages, ManifestPackage{Name: name, Version: version})
-		}
-	}
-	r.logf("%d packages installed", len(r.manifest.Packages))
-	return nil
-}
-
 // generalize deprovisions the guest and powers it off.
 type generalize struct{}
 
@@ -419,6 +390,10 @@ func (*generalize) Run(ctx context.Context, r *run) error {
 		return err
 	}
 	r.manifest.Generalize = string(res.Method)
+	for _, p := range res.Packages {
+		r.manifest.Packages = append(r.manifest.Packages, ManifestPackage{Name: p.Name, Version: p.Version})
+	}
+	r.logf("%d packages installed", len(r.manifest.Packages))
 	sctx, cancel := context.WithTimeout(ctx, powerOffTimeout)
 	defer cancel()
 	// The guest's own orderly power-off, as the power button starts it;

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -441,6 +442,33 @@ func TestRunRebootBetweenSteps(t *testing.T) {
 		if !strings.Contains(log.String(), "before this step's command started") {
 			t.Errorf("log: %s", log.String())
 		}
+	}
+}
+
+// TestNoWaitAfterRestoredSteps: a run that resumes after reused steps (a
+// guest restored from a layer) starts its next step at once, as the build
+// that made the layer did, even with cloud-init still running; a run from
+// the first step waits.
+func TestNoWaitAfterRestoredSteps(t *testing.T) {
+	for _, skip := range []int{0, 1} {
+		t.Run(fmt.Sprintf("skip %d", skip), func(t *testing.T) {
+			s := newSandbox(t)
+			s.shim("cloud-init", "#!/bin/sh\nif [ -e /run/ci-done ]; then echo 'status: done'; else echo 'status: running'; fi\n")
+			go func() {
+				time.Sleep(2 * time.Second)
+				os.WriteFile(s.path("/run/ci-done"), nil, 0o644)
+			}()
+			var log syncBuf
+			steps, err := Run(context.Background(), s, []template.Customizer{shell("one", "touch /var/one"), shell("two", "touch /var/two")},
+				Options{Log: &log, ReadyTimeout: time.Minute, Skip: skip})
+			must(t, err)
+			if len(steps) != 2 || steps[0].Reused != (skip == 1) || !s.exists("/var/two") || s.exists("/var/one") == (skip == 1) {
+				t.Errorf("steps %+v", steps)
+			}
+			if waited := strings.Contains(log.String(), "[wait-ready] waiting for: cloud-init (running)"); waited != (skip == 0) {
+				t.Errorf("waited for readiness: %v, want %v; log:\n%s", waited, skip == 0, log.String())
+			}
+		})
 	}
 }
 

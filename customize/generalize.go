@@ -40,6 +40,14 @@ type GeneralizeResult struct {
 	Warnings   []string
 	// PoweringOff: the guest said it is powering off (Options.PowerOff).
 	PoweringOff bool
+	// Packages are the packages installed when generalizing began (dpkg's
+	// database; none on images without dpkg).
+	Packages []Package
+}
+
+// Package is an installed package.
+type Package struct {
+	Name, Version string
 }
 
 // Generalize deprovisions the guest as AIB does at the end of customization:
@@ -53,6 +61,9 @@ type GeneralizeResult struct {
 //     cloud-init state cleaned, apt lists and caches removed, logs in
 //     /var/log truncated (rotated ones deleted, the journal vacuumed),
 //     shell histories removed.
+//
+// Before anything else it lists the installed packages (Packages): after
+// Generalize nobody can log in to look.
 //
 // Then, in every case, it removes goldsmith's temporary build user (buildUser,
 // or the session's user when ""), its home and its sudoers entries, and syncs.
@@ -78,19 +89,19 @@ func Generalize(ctx context.Context, g Guest, buildUser string, opts Options) (*
 		res.Warnings = append(res.Warnings, s)
 		out.note("warning: " + s)
 	}
-	path := r.uniquePath(0, "-generalize.sh")
-	if err := g.Upload(ctx, strings.NewReader(generalizeScript), path, 0o755); err != nil {
-		return fail(-1, fmt.Errorf("uploading the generalize script: %w", err))
-	}
 	poweroff := ""
 	if opts.PowerOff {
 		poweroff = "poweroff"
 	}
-	// pass runs the script as root: "auto" picks the method (and does the
-	// builtin steps and the user's removal when the image has neither a
-	// DeprovisioningScript nor waagent), "user" only removes the user.
+	// pass runs the script as root: "auto" lists the packages, picks the
+	// method (and does the builtin steps and the user's removal when the
+	// image has neither a DeprovisioningScript nor waagent), "user" only
+	// removes the user. The script reaches root's shell as a here-document
+	// in the same session (no upload, and sudo logs a short command line);
+	// root keeps it in a file under /run while it runs, so that the
+	// session's end (the build user's removal) cannot cut it short.
 	pass := func(mode string) (int, error) {
-		return r.runGeneralize(ctx, "sudo -n /bin/sh "+shellquote.Quote(path)+" "+mode+" "+shellquote.Quote(buildUser)+" "+poweroff, out)
+		return r.runGeneralize(ctx, generalizeCommand(mode, buildUser, poweroff), out)
 	}
 
 	code, err := pass("auto")
@@ -171,6 +182,7 @@ func Generalize(ctx context.Context, g Guest, buildUser string, opts Options) (*
 	res.PoweringOff = poweringOff
 	out.mu.Lock()
 	res.Warnings = append(res.Warnings, out.warnings...)
+	res.Packages = out.packages
 	out.mu.Unlock()
 	res.End = time.Now()
 	out.note(fmt.Sprintf("done in %s (%s)", res.End.Sub(res.Start).Round(time.Millisecond), res.Method))
@@ -232,17 +244,40 @@ func (r *runner) runGeneralize(ctx context.Context, command string, out *stepOut
 	return code, err
 }
 
-// generalizeScript runs as root: "sh script auto USER [poweroff]" says
-// which method the image wants (markerMethod) and, when it is the builtin
-// one, does every builtin step and removes USER; "sh script user USER
-// [poweroff]" only removes USER (after the image's own deprovisioning).
-// USER "" is the user who ran sudo. With poweroff, a successful script ends
-// by asking systemd to power off (markerPowerOff).
+// generalizeCommand runs generalizeScript as root in one session: the
+// here-document becomes a file under /run (root's own tmpfs; /tmp where
+// there is none), which the script removes once it has started.
+func generalizeCommand(mode, user, poweroff string) string {
+	return "sudo -n /bin/sh -c " + shellquote.Quote(`d=/run; [ -d "$d" ] && [ -w "$d" ] || d=/tmp; f="$d/goldsmith-generalize.$$"; `+
+		`(umask 077 && cat >"$f") && exec /bin/sh "$f" "$@"`) +
+		" goldsmith-generalize " + mode + " " + shellquote.Quote(user) + " " + poweroff +
+		" <<'" + generalizeEOF + "'\n" + generalizeScript + generalizeEOF + "\n"
+}
+
+// generalizeEOF ends the here-document; generalizeScript has no such line.
+const generalizeEOF = "GOLDSMITH_GENERALIZE_EOF"
+
+// generalizeScript runs as root: "sh script auto USER [poweroff]" lists the
+// installed packages (markerPackage), says which method the image wants
+// (markerMethod) and, when it is the builtin one, does every builtin step
+// and removes USER; "sh script user USER [poweroff]" only removes USER
+// (after the image's own deprovisioning). USER "" is the user who ran sudo.
+// With poweroff, a successful script ends by asking systemd to power off
+// (markerPowerOff).
+//
+// Every process costs tens of milliseconds under emulation, and this runs
+// at the end of every build: the script uses shell builtins wherever they
+// do the job (reading /etc/passwd, truncating files, filtering lines) and
+// one rm per step.
 const generalizeScript = `trap '' HUP PIPE
+rm -f "$0"
 mode=$1
 user=${2:-$SUDO_USER}
 poweroff=$3
 if [ "$mode" = auto ]; then
+	if command -v dpkg-query >/dev/null 2>&1; then
+		dpkg-query -W -f='` + markerPackage + ` ${Package} ${Version}\n' 2>/dev/null
+	fi
 	if [ -f ` + DeprovisioningScriptPath + ` ]; then
 		echo "` + markerMethod + ` script $user"; exit 0
 	elif [ -x /usr/sbin/waagent ]; then
@@ -254,17 +289,19 @@ if [ "$mode" = auto ]; then
 	echo "the image has no waagent and no ` + DeprovisioningScriptPath + `: generalizing with goldsmith's own steps"
 	mode=all
 fi
-rm -f "$0"
 failed=
 step() { echo "==> $*"; }
 fail() { echo "error: $*"; failed="$failed; $*"; }
+# removed PATH...: one rm for all of them, then a line for each.
+removed() {
+	rm -rf "$@" || { fail "cannot remove $*"; return; }
+	for f; do echo "removed $f"; done
+}
 
 if [ "$mode" = all ]; then
 	step "removing SSH host keys"
-	for f in /etc/ssh/ssh_host_*; do
-		[ -e "$f" ] || continue
-		rm -f "$f" && echo "removed $f" || fail "cannot remove $f"
-	done
+	set -- /etc/ssh/ssh_host_*
+	[ -e "$1" ] && removed "$@"
 	if [ ! -e /usr/local/lib/goldsmith/agent.sh ] && ! command -v cloud-init >/dev/null 2>&1 &&
 		[ ! -e /usr/lib/systemd/system/sshd-keygen@.service ] && [ -d /etc/ssh ]; then
 		echo "warning: nothing in this image regenerates SSH host keys at boot (no goldsmith agent, cloud-init or sshd-keygen); sshd will not start in VMs made from it"
@@ -275,7 +312,7 @@ if [ "$mode" = all ]; then
 		: >/etc/machine-id && echo "emptied /etc/machine-id (systemd makes a new one at first boot)" || fail "cannot empty /etc/machine-id"
 	fi
 	if [ -e /var/lib/dbus/machine-id ] || [ -L /var/lib/dbus/machine-id ]; then
-		rm -f /var/lib/dbus/machine-id && echo "removed /var/lib/dbus/machine-id" || fail "cannot remove /var/lib/dbus/machine-id"
+		removed /var/lib/dbus/machine-id
 	fi
 
 	step "cleaning cloud-init state"
@@ -287,20 +324,29 @@ if [ "$mode" = all ]; then
 
 	step "cleaning apt lists and caches"
 	if command -v apt-get >/dev/null 2>&1; then
-		apt-get clean || fail "apt-get clean failed"
-		rm -rf /var/lib/apt/lists/* && echo "removed /var/lib/apt/lists/*"
+		# What apt-get clean removes (downloaded packages, the binary
+		# caches) and the lists, in one rm: apt-get itself costs more.
+		set -- /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/* /var/cache/apt/*.bin /var/lib/apt/lists/*
+		for f; do shift; [ -e "$f" ] && set -- "$@" "$f"; done
+		if [ $# -eq 0 ]; then
+			echo "apt's lists and caches are empty"
+		elif rm -rf "$@"; then
+			echo "removed $# files from /var/cache/apt and /var/lib/apt/lists"
+		else
+			fail "cannot clean apt's lists and caches"
+		fi
 	else
 		echo "no apt"
 	fi
 
 	step "removing goldsmith's temporary files"
-	rm -f /tmp/goldsmith-* 2>/dev/null
-	echo "removed /tmp/goldsmith-*"
+	set -- /tmp/goldsmith-*
+	if [ -e "$1" ]; then removed "$@"; else echo "none left"; fi
 
 	step "removing shell histories"
 	for h in /root /home/*; do
 		for n in .bash_history .zsh_history .sh_history .ash_history .history .python_history .lesshst .viminfo .wget-hsts; do
-			if [ -f "$h/$n" ]; then rm -f "$h/$n" && echo "removed $h/$n"; fi
+			if [ -f "$h/$n" ]; then removed "$h/$n"; fi
 		done
 	done
 
@@ -312,19 +358,36 @@ if [ "$mode" = all ]; then
 			{ journalctl --rotate >/dev/null 2>&1; journalctl --vacuum-time=1s >/dev/null 2>&1; }; } && echo "vacuumed the journal"
 	fi
 	if [ -d /var/log ]; then
-		find /var/log -path /var/log/journal -prune -o -type f \( -name '*.gz' -o -name '*.xz' -o -name '*.[0-9]' -o -name '*.old' \) -print -exec rm -f {} + | sed 's/^/removed /'
-		truncated=$(find /var/log -path /var/log/journal -prune -o -type f -exec truncate -s 0 {} + -print) || fail "cannot truncate logs"
-		set -- $truncated
-		echo "truncated $# files"
+		# Rotated logs go; the others are emptied in place, so their
+		# owners and modes stay. One find; the shell does the rest.
+		logs=$(find /var/log -path /var/log/journal -prune -o -type f -print) || fail "cannot list /var/log"
+		set --
+		t=0
+		while IFS= read -r f; do
+			case "$f" in
+			"") ;;
+			*.gz|*.xz|*.bz2|*.zst|*.[0-9]|*.old) set -- "$@" "$f" ;;
+			*) if : >"$f"; then t=$((t + 1)); else fail "cannot truncate $f"; fi ;;
+			esac
+		done <<EOF
+$logs
+EOF
+		[ $# -gt 0 ] && removed "$@"
+		echo "truncated $t files"
 	fi
 fi
 
-step "sync"
-sync
-
 step "removing the build user${user:+ $user}"
-uid=
-[ -n "$user" ] && uid=$(id -u "$user" 2>/dev/null)
+# lookup sets uid and home from /etc/passwd (a build user is a local one).
+lookup() {
+	uid=
+	home=
+	[ -n "$user" ] || return 0
+	while IFS=: read -r n _ u _ _ h _; do
+		if [ "$n" = "$user" ]; then uid=$u; home=$h; return 0; fi
+	done </etc/passwd
+}
+lookup
 if [ -z "$user" ] || [ "$user" = root ]; then
 	echo "no build user to remove"
 elif [ -z "$uid" ]; then
@@ -332,30 +395,49 @@ elif [ -z "$uid" ]; then
 elif [ "$uid" -lt 1000 ]; then
 	echo "warning: not removing $user: uid $uid is a system account"
 else
-	home=$(getent passwd "$user" | cut -d: -f6)
-	for f in /etc/sudoers.d/*; do
-		[ -f "$f" ] || continue
-		grep -q "^[[:space:]]*$user[[:space:]]" "$f" || continue
-		sed -i "/^[[:space:]]*$user[[:space:]]/d" "$f"
-		if grep -qv '^[[:space:]]*\(#.*\)\{0,1\}$' "$f"; then
-			echo "removed $user's lines from $f"
+	# Sudoers files that name the user: a file with nothing else in it
+	# goes; the others lose the user's lines.
+	named=$(grep -l "^[[:space:]]*$user[[:space:]]" /etc/sudoers.d/* 2>/dev/null)
+	set -f
+	gone=
+	for f in $named; do
+		others=
+		while IFS= read -r l || [ -n "$l" ]; do
+			set -- $l
+			case "${1-}" in ""|"#"*|"$user") ;; *) others=1 ;; esac
+		done <"$f"
+		if [ -n "$others" ]; then
+			sed -i "/^[[:space:]]*$user[[:space:]]/d" "$f" && echo "removed $user's lines from $f" || fail "cannot edit $f"
 		else
-			rm -f "$f" && echo "removed $f"
+			gone="$gone $f"
 		fi
 	done
-	rm -f "/var/lib/sudo/lectured/$user"
-	echo goldsmith-customize:removing-build-user
+	set -- $gone
+	set +f
+	if rm -f "$@" "/var/lib/sudo/lectured/$user"; then
+		for f; do echo "removed $f"; done
+	else
+		fail "cannot remove $*"
+	fi
+	echo ` + markerUserDel + `
 	if command -v userdel >/dev/null 2>&1; then
 		# -f: the user is logged in (this very session); userdel says so and goes on.
-		userdel -f -r "$user" 2>&1 | grep -v -e 'mail spool' -e 'currently used by process'
+		msg=$(userdel -f -r "$user" 2>&1)
+		while IFS= read -r l; do
+			case "$l" in ""|*"mail spool"*|*"currently used by process"*) ;; *) echo "$l" ;; esac
+		done <<EOF
+$msg
+EOF
 	elif command -v deluser >/dev/null 2>&1; then
 		deluser --remove-home "$user"
 	fi
 	if [ -n "$home" ] && [ "$home" != / ] && [ -d "$home" ]; then rm -rf "$home"; fi
-	if id "$user" >/dev/null 2>&1; then
+	removedhome=$home
+	lookup
+	if [ -n "$uid" ]; then
 		fail "user $user still exists"
 	else
-		echo "removed user $user${home:+ and $home}"
+		echo "removed user $user${removedhome:+ and $removedhome}"
 	fi
 fi
 sync

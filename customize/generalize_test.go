@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -22,6 +24,10 @@ func dirtyGuest(s *sandbox) {
 	s.write("/var/log/syslog.1", "old noise\n", 0o640)
 	s.write("/var/log/dpkg.log.2.gz", "gz", 0o644)
 	s.write("/var/lib/apt/lists/deb.debian.org_Packages", "Package: x\n", 0o644)
+	s.write("/var/cache/apt/archives/nginx_1.22.1-9_amd64.deb", "deb", 0o644)
+	s.write("/var/cache/apt/pkgcache.bin", "cache", 0o644)
+	s.write("/var/lib/dpkg/status", "Package: bash\nStatus: install ok installed\nVersion: 5.2.15-2\nArchitecture: amd64\n\n"+
+		"Package: nginx\nStatus: install ok installed\nVersion: 1.22.1-9\nArchitecture: amd64\n\n", 0o644)
 	s.write("/root/.bash_history", "sudo secret\n", 0o600)
 	s.write("/home/builder/.bash_history", "secret\n", 0o600)
 	s.write("/home/builder/.ssh/authorized_keys", "ssh-ed25519 AAAA build\n", 0o600)
@@ -45,7 +51,8 @@ func TestGeneralize(t *testing.T) {
 			check: func(t *testing.T, s *sandbox, res *GeneralizeResult, log string) {
 				for _, gone := range []string{"/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_ed25519_key.pub",
 					"/var/lib/dbus/machine-id", "/var/log/syslog.1", "/var/log/dpkg.log.2.gz",
-					"/var/lib/apt/lists/deb.debian.org_Packages", "/root/.bash_history", "/home/builder",
+					"/var/lib/apt/lists/deb.debian.org_Packages", "/var/cache/apt/archives/nginx_1.22.1-9_amd64.deb",
+					"/var/cache/apt/pkgcache.bin", "/root/.bash_history", "/home/builder",
 					"/etc/sudoers.d/90-goldsmith-builder", "/tmp/goldsmith-3-abc.sh"} {
 					if s.exists(gone) {
 						t.Errorf("%s is still there", gone)
@@ -148,6 +155,17 @@ func TestGeneralize(t *testing.T) {
 			}
 			if res.Method != tc.method {
 				t.Fatalf("method %q, want %q", res.Method, tc.method)
+			}
+			// Listed before any method ran, and not logged line by line.
+			if want := []Package{{"bash", "5.2.15-2"}, {"nginx", "1.22.1-9"}}; !slices.Equal(res.Packages, want) {
+				t.Errorf("packages %+v, want %+v", res.Packages, want)
+			}
+			if strings.Contains(log.String(), markerPackage) {
+				t.Error("package lines are in the log")
+			}
+			// The script's own copy under /run is gone.
+			if m, _ := filepath.Glob(s.path("/run/goldsmith-generalize.*")); len(m) > 0 {
+				t.Errorf("left behind: %v", m)
 			}
 			tc.check(t, s, res, log.String())
 		})

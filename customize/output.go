@@ -22,6 +22,8 @@ const (
 	// waagent, its path; markerPowerOff says the guest is powering off.
 	markerMethod   = "goldsmith-customize:generalize-method"
 	markerPowerOff = "goldsmith-customize:powering-off"
+	// markerPackage is followed by an installed package's name and version.
+	markerPackage = "goldsmith-customize:package"
 )
 
 // logSink serializes writes from every step to the run's log.
@@ -53,6 +55,7 @@ type stepOutput struct {
 	userdel  bool
 	poweroff bool     // markerPowerOff was seen
 	method   []string // the fields after markerMethod
+	packages []Package
 	bootID   string   // the boot_id printed with markerReboot
 	warnings []string // lines the guest printed as "warning: ..."
 }
@@ -73,6 +76,13 @@ func (o *stepOutput) add(line string) {
 	if rest, ok := strings.CutPrefix(line, markerReboot); ok {
 		o.shutdown = true
 		o.bootID = strings.TrimSpace(rest)
+		o.mu.Unlock()
+		return
+	}
+	if rest, ok := strings.CutPrefix(line, markerPackage+" "); ok {
+		if name, version, ok := strings.Cut(rest, " "); ok {
+			o.packages = append(o.packages, Package{Name: name, Version: version})
+		}
 		o.mu.Unlock()
 		return
 	}

@@ -51,7 +51,8 @@ type Options struct {
 	GuestTempDir string
 	// Skip is how many leading steps the guest already has applied (the
 	// build restored it from a layer made after them): they are reported
-	// as reused and not run.
+	// as reused and not run, and the next one starts without a readiness
+	// wait, as it did in the build that made the layer.
 	Skip int
 	// AfterStep, if set, is called after each step that succeeded, with the
 	// guest up and idle (after a reboot the step caused); an error stops
@@ -238,7 +239,10 @@ func (r *runner) run(ctx context.Context, kind Kind, cs []template.Customizer) (
 		preps[i] = p
 	}
 
-	if r.opts.ReadyTimeout >= 0 {
+	// A guest restored after step Skip resumes where the build that saved
+	// it was, right after a step: it waited for readiness before its first
+	// step (and after reboots), not between steps, and so does this one.
+	if r.opts.ReadyTimeout >= 0 && r.opts.Skip == 0 {
 		if err := r.waitReady(ctx); err != nil {
 			return nil, err
 		}
@@ -424,7 +428,7 @@ func (r *runner) exec(ctx context.Context, p prepared, s *Step, out *stepOutput)
 		if !strings.HasPrefix(string(script), "#!") {
 			run = "/bin/sh " + run // no shebang: /bin/sh, not the login shell
 		}
-		return r.runWrapped(ctx, "chmod +x "+shellquote.Quote(path)+" && "+run, path, out)
+		return r.runWrapped(ctx, run, path, out) // uploaded executable (0755)
 
 	case template.CustomizePowerShell:
 		code, err := r.g.Run(ctx, "command -v pwsh", io.Discard, io.Discard)
@@ -481,13 +485,14 @@ func (r *runner) runWrapped(ctx context.Context, command, cleanup string, out *s
 // answers both "stopping" (systemd's own test: shutdown.target has a job)
 // and a reboot or power-off queued but not yet started ("shutdown -r now"
 // returns before systemd says "stopping"); each process costs a fraction of
-// a second under emulation, and this runs after every step. systemctl as a
-// normal user needs D-Bus, which minimal images lack; root's systemctl talks
-// to systemd directly, hence the sudo -n fallback.
-const shutdownProbe = `if [ -e /run/systemd/shutdown/scheduled ] || ` +
-	`{ systemctl list-jobs --no-legend 2>/dev/null || sudo -n systemctl list-jobs --no-legend 2>/dev/null; } | ` +
-	`grep -qE '(shutdown|reboot|poweroff|halt|kexec)\.target'; then ` +
-	`printf '%s %s\n' ` + markerReboot + ` "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; fi; `
+// a second under emulation, and this runs after every step, so the shell
+// matches systemctl's answer itself. systemctl as a normal user needs
+// D-Bus, which minimal images lack; root's systemctl talks to systemd
+// directly, hence the sudo -n fallback.
+const shutdownProbe = `case "$(if [ -e /run/systemd/shutdown/scheduled ]; then echo goldsmith:scheduled; else ` +
+	`systemctl list-jobs --no-legend 2>/dev/null || sudo -n systemctl list-jobs --no-legend 2>/dev/null; fi)" in ` +
+	`*goldsmith:scheduled*|*shutdown.target*|*reboot.target*|*poweroff.target*|*halt.target*|*kexec.target*) ` +
+	`printf '%s %s\n' ` + markerReboot + ` "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)";; esac; `
 
 func (r *runner) uniquePath(index int, ext string) string {
 	var b [6]byte

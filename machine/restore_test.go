@@ -95,6 +95,7 @@ func TestCheckpointRestore(t *testing.T) {
 	t.Logf("second checkpoint took %s", s2.Took.Round(time.Millisecond))
 	run(t, vm, "echo after > ~/after-checkpoint && sync")
 	oldKey := run(t, vm, "cat ~/.ssh/authorized_keys")
+	bootID := vm.Comm().BootID()
 	vm.Close()
 
 	for i := range 2 {
@@ -115,6 +116,11 @@ func TestCheckpointRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("restore %d to SSH with its own identity: %s", i, time.Since(start).Round(100*time.Millisecond))
+		// The same boot, as the adopt session read it (the connection
+		// itself read none).
+		if got := rvm.Comm().BootID(); bootID == "" || got != bootID {
+			t.Errorf("restore %d: boot_id %q, want the saved guest's %q", i, got, bootID)
+		}
 		if got := run(t, rvm, "test -e ~/after-checkpoint && echo present || echo absent"); got != "absent" {
 			t.Errorf("restore %d sees a file written after the checkpoint", i)
 		}

@@ -274,7 +274,8 @@ func (v *VM) adopt(ctx context.Context, old Identity) error {
 	if old.User != v.cfg.User {
 		return fmt.Errorf("the state was saved for user %q, not %q", old.User, v.cfg.User)
 	}
-	c := newComm(commConfig{User: old.User, Signer: signer, HostKey: hostKey, Addr: v.sshAddr, Machine: v, Logger: v.log})
+	// The adopt script reads the boot_id itself, in the same session.
+	c := newComm(commConfig{User: old.User, Signer: signer, HostKey: hostKey, Addr: v.sshAddr, Machine: v, Logger: v.log, NoBootID: true})
 	defer c.close()
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -287,8 +288,9 @@ func (v *VM) adopt(ctx context.Context, old Identity) error {
 	}
 	var in bytes.Buffer
 	now := time.Now()
-	fmt.Fprintf(&in, "%d.%09d\n%s\n", now.Unix(), now.Nanosecond(), hex.EncodeToString(seed))
+	fmt.Fprintf(&in, "%d.%09d\n", now.Unix(), now.Nanosecond())
 	in.Write(ssh.MarshalAuthorizedKey(v.signer.PublicKey()))
+	fmt.Fprintf(&in, "%s\n", hex.EncodeToString(seed))
 	in.Write(ssh.MarshalAuthorizedKey(v.hostPub))
 	in.Write(v.hostKeyPEM)
 	var out bytes.Buffer
@@ -299,47 +301,66 @@ func (v *VM) adopt(ctx context.Context, old Identity) error {
 	if code != 0 {
 		return fmt.Errorf("replacing the restored guest's identity: exit code %d: %s", code, strings.TrimSpace(out.String()))
 	}
+	bootID := ""
+	for _, l := range strings.Split(out.String(), "\n") {
+		if rest, ok := strings.CutPrefix(l, adoptBootID); ok {
+			bootID = strings.TrimSpace(rest)
+		}
+	}
+	if bootID == "" {
+		return fmt.Errorf("replacing the restored guest's identity: no boot_id in its output: %s", strings.TrimSpace(out.String()))
+	}
 	// Keep the connection: its session keys are its own, and a handshake
 	// costs about a second under emulation. New connections (after a
 	// reboot) use the new identity.
 	c.mu.Lock()
-	client, boot, id := c.client, c.clientBoot, c.bootID
+	client, boot := c.client, c.clientBoot
 	c.client = nil
 	c.mu.Unlock()
 	v.comm.mu.Lock()
-	v.comm.client, v.comm.clientBoot, v.comm.bootID = client, boot, id
+	v.comm.client, v.comm.clientBoot, v.comm.bootID = client, boot, bootID
 	v.comm.mu.Unlock()
 	return nil
 }
 
+// adoptBootID precedes the guest's boot_id in adoptScript's output.
+const adoptBootID = "goldsmith-boot-id "
+
 // adoptScript reads, from stdin: the time (seconds.nanoseconds since the
-// epoch), a hex seed, the new authorized_keys line, the new host public key
+// epoch), the new authorized_keys line, a hex seed, the new host public key
 // and the new PEM host key. The user's own key it writes itself; the rest
-// runs as root, in one sudo, with shell builtins wherever they do: every
-// process costs tens of milliseconds under emulation, sudo hundreds. sshd
-// is told to reload so new connections see the new host key; the session
-// running this script survives the reload. No connection comes in while
-// the files are written, so they are written in place.
+// runs as root, in one sudo that reads the rest of stdin itself (the time
+// is its argument; the seed stays out of sudo's log), with shell builtins
+// wherever they do: every
+// process costs tens of milliseconds under emulation (more in a QEMU just
+// started: its translation cache is empty), sudo hundreds. sshd is told to
+// reload so new connections see the new host key; the session running this
+// script survives the reload. No connection comes in while the files are
+// written, so they are written in place. It prints the guest's boot_id
+// (adoptBootID), which the connection did not read.
 const adoptScript = `set -eu
+IFS= read -r id </proc/sys/kernel/random/boot_id
+printf '` + adoptBootID + `%s\n' "$id"
 IFS= read -r now
-IFS= read -r seed
 IFS= read -r authkey
 umask 077
 printf '%s\n' "$authkey" >"$HOME/.ssh/authorized_keys"
-{ printf '%s\n%s\n' "$now" "$seed"; cat; } | sudo -n sh -c '
+sudo -n sh -c '
 set -eu
-IFS= read -r now
+now=$1
 IFS= read -r seed
 IFS= read -r hostpub
-hostkey=$(cat)
+hostkey=
+while IFS= read -r l; do hostkey="$hostkey$l
+"; done
 date -u -s "@$now" >/dev/null
 printf "%s" "$seed" >/dev/urandom
 umask 077
-printf "%s\n" "$hostkey" >/etc/ssh/ssh_host_ed25519_key
+printf "%s" "$hostkey" >/etc/ssh/ssh_host_ed25519_key
 umask 022
 printf "%s\n" "$hostpub" >/etc/ssh/ssh_host_ed25519_key.pub
 if [ -r /run/sshd.pid ]; then read -r pid </run/sshd.pid; kill -HUP "$pid"; else systemctl reload ssh; fi
-'
+' goldsmith-adopt "$now"
 `
 
 // Disk is the disk the VM writes to now (it changes at every checkpoint).
