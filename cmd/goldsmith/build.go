@@ -114,11 +114,11 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, file string, f buil
 	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
 		return err
 	}
-	workDir, err := os.MkdirTemp(f.dataDir, "run-")
+	workDir, release, err := newRunDir(f.dataDir, logger)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(workDir)
+	defer release()
 
 	req := build.Request{Template: tmpl, WorkDir: workDir, OutputDir: outDir, ManagedFormat: f.format, LiveConsole: f.verbose,
 		LayerCache: !f.noCache}
