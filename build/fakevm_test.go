@@ -130,10 +130,20 @@ func (v *fakeVM) Upload(ctx context.Context, r io.Reader, remotePath string, mod
 // it names. name is how the journal calls it: "script PATH: FIRST LINE" for
 // a command that runs an uploaded script (its random part as *), else the
 // command's first line.
-func (v *fakeVM) script(command string) (script, name string) {
+func (v *fakeVM) script(command string) (script, name, rest string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	script = command
+	// A step's script written from a here-document (customize's
+	// writeInline) counts as uploaded.
+	if m := inlineScript.FindStringSubmatch(command); m != nil {
+		body := command[len(m[0]):]
+		if i := strings.Index(body, "\n"+m[2]+"\n"); i >= 0 {
+			v.uploads[m[1]] = []byte(body[:i+1])
+			command = body[i+len(m[2])+2:]
+		}
+	}
+	rest = command
 	name, _, _ = strings.Cut(command, "\n")
 	// customize's generalize script comes as a here-document after a
 	// long sudo line: name it by its mode.
@@ -155,8 +165,12 @@ func (v *fakeVM) script(command string) (script, name string) {
 		}
 		name = "script " + randomPart.ReplaceAllString(path, "-*") + ": " + first
 	}
-	return script, name
+	return script, name, rest
 }
+
+// inlineScript is the line before a step's script in a here-document: the
+// script's path and the delimiter.
+var inlineScript = regexp.MustCompile(`^\(set -C && umask 077 && exec cat >'?([^' )]+)'?\) <<'(GOLDSMITH_SCRIPT_[0-9a-f]+)'[^\n]*\n`)
 
 // randomPart is the random part of the runner's upload names
 // (/tmp/goldsmith-<index>-<hex>.sh).
@@ -172,7 +186,7 @@ func (v *fakeVM) Run(ctx context.Context, command string, stdout, stderr io.Writ
 	if stdout == nil {
 		stdout = io.Discard
 	}
-	script, name := v.script(command)
+	script, name, command := v.script(command)
 	v.journal.add("run " + name)
 	if rest, ok := strings.CutPrefix(command, `printf '%s\n' `); ok {
 		if marker, _, ok := strings.Cut(rest, ";"); ok {

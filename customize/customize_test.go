@@ -428,11 +428,18 @@ func TestRunCancel(t *testing.T) {
 // A reboot that lands between steps (after the probe): the next step's first
 // call meets it, and the step is started again from scratch, running once.
 func TestRunRebootBetweenSteps(t *testing.T) {
-	for _, failAt := range []int{1, 2} { // 1: the Upload, 2: the Run
+	// A script written in the step's own session is one call; a large one
+	// is uploaded first (call 1), then run (call 2).
+	large := strings.Repeat("# padding\n", maxInlineScript/10+1)
+	for _, tc := range []struct {
+		failAt int
+		lines  []string
+	}{{1, nil}, {1, []string{large}}, {2, []string{large}}} {
+		failAt := tc.failAt
 		s := newSandbox(t)
 		g := &rebootBetween{sandbox: s, failAt: failAt}
 		var log syncBuf
-		steps, err := Run(context.Background(), g, []template.Customizer{shell("count", "echo x >>/var/count")}, Options{Log: &log, ReadyTimeout: -1})
+		steps, err := Run(context.Background(), g, []template.Customizer{shell("count", append(tc.lines, "echo x >>/var/count")...)}, Options{Log: &log, ReadyTimeout: -1})
 		if err != nil {
 			t.Fatalf("failAt %d: %v\n%s", failAt, err, log.String())
 		}
@@ -641,5 +648,68 @@ func TestWaitReadyBooting(t *testing.T) {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, log.String())
 		}
+	}
+}
+
+// TestWriteInline: a step's script reaches the guest byte for byte through
+// the here-document, as a new 0755 file, or is declined for an upload.
+func TestWriteInline(t *testing.T) {
+	tests := []struct {
+		name   string
+		script string
+		inline bool
+	}{
+		{"inline commands", "#!/bin/sh -e\necho hi\n", true},
+		{"quotes and expansions", "echo \"$HOME\" '$(id)' `date` \\\necho $((1+2))\ncat <<EOF\n$USER\nEOF\n", true},
+		{"CRLF", "echo one\r\necho two\r\n", true},
+		{"no newline at the end", "echo hi", false},
+		{"NUL", "echo a\x00b\n", false},
+		{"large", strings.Repeat("# padding\n", maxInlineScript/10+1), false},
+		{"empty", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd, ok := writeInline([]byte(tc.script), "/tmp/goldsmith-1-abc.sh")
+			if ok != tc.inline {
+				t.Fatalf("inline %v, want %v", ok, tc.inline)
+			}
+			if !ok {
+				return
+			}
+			s := newSandbox(t)
+			var out, errb bytes.Buffer
+			code, err := s.Run(context.Background(), cmd+"stat -c %a /tmp/goldsmith-1-abc.sh", &out, &errb)
+			if err != nil || code != 0 {
+				t.Fatalf("exit %d, %v: %s", code, err, errb.String())
+			}
+			if got := s.read("/tmp/goldsmith-1-abc.sh"); got != tc.script {
+				t.Errorf("the guest has %q, want %q", got, tc.script)
+			}
+			if strings.TrimSpace(out.String()) != "755" {
+				t.Errorf("mode %q", out.String())
+			}
+			// A file already there (planted) is not written through.
+			code, _ = s.Run(context.Background(), cmd+"echo wrote", &out, &errb)
+			if code != 126 || !strings.Contains(errb.String(), "cannot write the step's script") {
+				t.Errorf("over an existing file: exit %d, stderr %q", code, errb.String())
+			}
+		})
+	}
+}
+
+// TestShellStepOneSession: a Shell step is one guest call (script written
+// and run in the same session), and its script is gone afterwards.
+func TestShellStepOneSession(t *testing.T) {
+	s := newSandbox(t)
+	steps, err := Run(context.Background(), s, []template.Customizer{shell("one", "echo $0 >/var/script-path")}, Options{ReadyTimeout: -1})
+	must(t, err)
+	if len(steps) != 1 || steps[0].ExitCode != 0 {
+		t.Fatalf("steps %+v", steps)
+	}
+	if s.calls != 1 {
+		t.Errorf("%d guest calls, want 1", s.calls)
+	}
+	if p := strings.TrimSpace(s.read("/var/script-path")); !strings.HasPrefix(p, "/tmp/goldsmith-1-") || s.exists(p) {
+		t.Errorf("script %q ran or was left behind", p)
 	}
 }

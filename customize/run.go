@@ -421,14 +421,17 @@ func (r *runner) exec(ctx context.Context, p prepared, s *Step, out *stepOutput)
 		script, ext := r.scriptFor(p)
 		s.SHA256 = sha256Hex(script)
 		path := r.uniquePath(s.Index, ext)
-		if err := r.g.Upload(ctx, strings.NewReader(string(script)), path, 0o755); err != nil {
-			return -1, fmt.Errorf("upload script to %s: %w", path, err)
-		}
 		run := shellquote.Quote(path)
 		if !strings.HasPrefix(string(script), "#!") {
 			run = "/bin/sh " + run // no shebang: /bin/sh, not the login shell
 		}
-		return r.runWrapped(ctx, run, path, out) // uploaded executable (0755)
+		if write, ok := writeInline(script, path); ok {
+			return r.runWrapped(ctx, write, run, path, out)
+		}
+		if err := r.g.Upload(ctx, strings.NewReader(string(script)), path, 0o755); err != nil {
+			return -1, fmt.Errorf("upload script to %s: %w", path, err)
+		}
+		return r.runWrapped(ctx, "", run, path, out) // uploaded executable (0755)
 
 	case template.CustomizePowerShell:
 		code, err := r.g.Run(ctx, "command -v pwsh", io.Discard, io.Discard)
@@ -448,7 +451,7 @@ func (r *runner) exec(ctx context.Context, p prepared, s *Step, out *stepOutput)
 		if c.RunElevated || c.RunAsSystem {
 			run = "sudo -n " + run
 		}
-		return r.runWrapped(ctx, run, path, out)
+		return r.runWrapped(ctx, "", run, path, out)
 	}
 	return -1, fmt.Errorf("%w: customizer type %q", ErrUnsupported, c.Type)
 }
@@ -467,10 +470,40 @@ func (r *runner) scriptFor(p prepared) ([]byte, string) {
 	return []byte(body), ".ps1"
 }
 
+// maxInlineScript bounds the scripts writeInline sends in the command
+// itself: the guest's sshd passes the command to the shell as one argument,
+// and Linux allows 128 KiB for one.
+const maxInlineScript = 64 << 10
+
+// writeInline returns the start of a step's command that writes script to
+// path (a new file, mode 0755) from a here-document in the same session:
+// one session per step instead of an upload
+// and a run, each a fraction of a second under emulation. It declines
+// (ok false; the caller uploads) what a here-document cannot carry byte
+// for byte: NUL bytes, a last line without its newline, a line equal to
+// the delimiter, or a large script.
+func writeInline(script []byte, path string) (cmd string, ok bool) {
+	if len(script) == 0 || len(script) > maxInlineScript || script[len(script)-1] != '\n' || bytes.IndexByte(script, 0) >= 0 {
+		return "", false
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	eof := "GOLDSMITH_SCRIPT_" + hex.EncodeToString(b[:])
+	if bytes.Contains(append([]byte("\n"), script...), []byte("\n"+eof+"\n")) {
+		return "", false
+	}
+	q := shellquote.Quote(path)
+	// set -C: the file is new (a name planted in /tmp is not followed).
+	return "(set -C && umask 077 && exec cat >" + q + ") <<'" + eof + "' && chmod 0755 " + q +
+		" || { echo \"goldsmith: cannot write the step's script to \"" + q + " >&2; exit 126; }\n" +
+		string(script) + eof + "\n", true
+}
+
 // runWrapped runs command in the guest between a start marker and a probe
-// for a shutdown under way, then removes the uploaded script.
-func (r *runner) runWrapped(ctx context.Context, command, cleanup string, out *stepOutput) (int, error) {
-	wrapped := "printf '%s\\n' " + markerStarted + "; " +
+// for a shutdown under way, then removes the step's script. prelude, if
+// any, writes that script first (writeInline).
+func (r *runner) runWrapped(ctx context.Context, prelude, command, cleanup string, out *stepOutput) (int, error) {
+	wrapped := prelude + "printf '%s\\n' " + markerStarted + "; " +
 		command + "; rc=$?; rm -f " + shellquote.Quote(cleanup) + "; " +
 		shutdownProbe + "exit $rc"
 	stdout, stderr := out.stream(), out.stream()
